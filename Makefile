@@ -1,0 +1,31 @@
+# One command runs the main job, one runs the tests; both build .venv first (idempotent).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: venv run test lint dry-run-paper clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+## The main job: the whole workflow on the embedded glyph dataset (config/config.yaml).
+run: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local
+
+## The test suite.
+test: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+
+## Workflow lint and format checks.
+lint: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --lint
+	$(BIN)/snakefmt --check Snakefile workflow/
+
+clean:
+	rm -rf results logs .snakemake

@@ -1,0 +1,1 @@
+"""metantk_nas.proxies."""

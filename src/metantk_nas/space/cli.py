@@ -1,0 +1,9 @@
+"""CLI for metantk_nas.space (filled in by its owner)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Attach this concern's sub-commands."""
