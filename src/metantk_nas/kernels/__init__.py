@@ -1,1 +1,32 @@
-"""metantk_nas.kernels."""
+"""Empirical NTK, MetaNTK assembly, condition numbers and the search's kernel scores.
+
+Names are imported lazily so that ``metantk-nas --help`` (which imports ``kernels.cli``) does not pay
+for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "NTKResult": "ntk",
+    "NtkBackend": "ntk",
+    "empirical_ntk": "ntk",
+    "TaskLayout": "metantk",
+    "meta_ntk": "metantk",
+    "ConditionNumber": "condition",
+    "DEGENERATE_CONDITION": "condition",
+    "condition_number": "condition",
+    "make_head": "score",
+    "metantk_condition": "score",
+    "ntk_condition": "score",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -1,0 +1,133 @@
+"""Benchmark of the empirical-NTK backends on the paper-size search supernet.
+
+Each measurement runs in a fresh subprocess (so ``ru_maxrss`` is that backend's own peak); time and
+peak memory are reported as ratios to one batched forward+backward of the same batch measured in the
+same subprocess ("floor"). Also times one full MetaNTK evaluation (kernel + assembly + eigenvalues).
+
+    python benchmarks/ntk.py                 # C=48, 5 cells, all 7 ops, 30 images at 32×32 and 84×84
+    python benchmarks/ntk.py --quick         # smoke mode: C=16, 6 images at 16×16
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import sys
+import time
+from pathlib import Path
+
+
+def _peak_bytes(device) -> int:
+    import torch
+
+    if device.type == "cuda":
+        return int(torch.cuda.max_memory_allocated(device))
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+
+
+def _measure(spec: dict, queue) -> None:
+    """Subprocess body: floor, then one backend (or the full MetaNTK), with time and peak-memory deltas."""
+    import numpy as np
+    import torch
+
+    from metantk_nas.device import select_device
+    from metantk_nas.kernels import TaskLayout, condition_number, empirical_ntk, make_head, meta_ntk
+    from metantk_nas.space import SearchSupernet
+
+    torch.set_num_threads(spec["threads"])
+    device = select_device(spec["device"])
+    torch.manual_seed(0)
+    model = SearchSupernet(C=spec["channels"], n_cells=spec["cells"], num_classes=64, norm="group").to(device).train()
+    images = torch.randn(spec["images"], 3, spec["size"], spec["size"], generator=torch.Generator().manual_seed(1)).to(device)
+    head = make_head(model.num_features, 5, torch.Generator().manual_seed(2), device)
+
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    base = _peak_bytes(device)
+    x = images.contiguous(memory_format=torch.channels_last)
+    start = time.perf_counter()
+    features, _ = model(x)
+    head(features).sum().backward()
+    sync()
+    floor_s = time.perf_counter() - start
+    floor_peak = _peak_bytes(device) - base
+    model.zero_grad(set_to_none=True)
+    head.zero_grad(set_to_none=True)
+    del features
+
+    start = time.perf_counter()
+    result = empirical_ntk(model, images, head=head, output=spec["output"], backend=spec["backend"])
+    if spec["metantk"]:
+        n_tasks = spec["images"] // 10
+        phi = meta_ntk(result.theta, result.last_layer, TaskLayout(n_tasks, 5, 5, result.n_outputs))
+        condition_number(phi)
+    sync()
+    seconds = time.perf_counter() - start
+    queue.put({
+        "floor_s": floor_s,
+        "floor_peak_bytes": floor_peak,
+        "seconds": seconds,
+        "peak_bytes": _peak_bytes(device) - base,
+        "theta_trace": float(np.trace(result.theta)),
+        "param_count": result.param_count,
+    })
+
+
+def _run(spec: dict) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=_measure, args=(spec, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", default="benchmarks/out/ntk.json")
+    parser.add_argument("--quick", action="store_true", help="smoke mode: small supernet, small images")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[32, 84])
+    parser.add_argument("--outputs", nargs="+", default=["sum"], choices=["sum", "logits"])
+    parser.add_argument("--backends", nargs="+", default=["loop", "opacus", "func"])
+    parser.add_argument("--images", type=int, default=30)
+    parser.add_argument("--channels", type=int, default=48)
+    parser.add_argument("--cells", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.sizes, args.images, args.channels = [16], 10, 16
+
+    from metantk_nas.io import write_json
+    from metantk_nas.kernels.ntk import DEFAULT_BACKEND
+    from metantk_nas.provenance import collect
+
+    rows = []
+    for size in args.sizes:
+        for output in args.outputs:
+            common = {"size": size, "output": output, "images": args.images, "channels": args.channels,
+                      "cells": args.cells, "threads": args.threads, "device": args.device}
+            times = {}
+            for backend in [*args.backends, "metantk"]:
+                spec = {**common, "backend": "auto" if backend == "metantk" else backend, "metantk": backend == "metantk"}
+                r = _run(spec)
+                row = {**common, "method": backend, **r, "time_ratio": r["seconds"] / r["floor_s"],
+                       "memory_ratio": r["peak_bytes"] / max(r["floor_peak_bytes"], 1)}
+                rows.append(row)
+                times[backend] = r["seconds"]
+                print(f"{size:>3}px {output:<6} {backend:<8} {r['seconds']:8.2f}s  floor {r['floor_s']:7.2f}s  "
+                      f"time×{row['time_ratio']:5.2f}  mem×{row['memory_ratio']:5.2f}", flush=True)
+            if "func" in times and "opacus" in times:
+                print(f"{size:>3}px {output:<6} func/opacus time ratio {times['func'] / times['opacus']:.2f}")
+    config = {**vars(args), "default_backend": DEFAULT_BACKEND.value}
+    write_json(args.out, {"rows": rows, "config": config, "provenance": collect(config, 0)})
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

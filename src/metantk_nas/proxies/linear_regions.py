@@ -1,0 +1,74 @@
+"""Linear-region count of the thin network (official §3, from TE-NAS).
+
+The count is the number of distinct binary ReLU activation patterns over a batch. The official code
+builds an N×N float16 Hamming matrix; here the codes are bit-packed and deduplicated exactly
+(``np.unique`` over rows), O(N·M) memory for any batch size.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from metantk_nas.data.transforms import MINI_IMAGENET_MEAN, MINI_IMAGENET_STD, normalize, resize, to_tensor
+
+
+def activation_codes(model: nn.Module, inputs: torch.Tensor) -> np.ndarray:
+    """Bit-packed ReLU patterns (n, ⌈M/8⌉) uint8 of every ``nn.ReLU`` applied to a 4-D tensor.
+
+    Runs in train mode under no_grad (BatchNorm uses the batch statistics, as the official counter);
+    the hooks are registered once and removed afterwards, and the model's mode is restored.
+    """
+    captured: list[torch.Tensor] = []
+
+    def hook(module: nn.Module, args: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        if args[0].dim() == 4:
+            captured.append((output > 0).flatten(1))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
+    was_training = model.training
+    try:
+        model.train()
+        with torch.no_grad():
+            model(inputs)
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.train(was_training)
+    if not captured:
+        raise ValueError("the model applies no nn.ReLU to a 4-D tensor: no activation pattern to count")
+    bits = torch.cat(captured, dim=1).cpu().numpy()
+    return np.packbits(bits, axis=1)
+
+
+def linear_regions(thin_model: nn.Module, inputs: torch.Tensor) -> int:
+    """Number of distinct ReLU activation patterns of ``thin_model`` over ``inputs`` (exact)."""
+    if inputs.dim() != 4 or inputs.shape[0] < 1:
+        raise ValueError(f"inputs must be a non-empty (n, C, H, W) batch, got shape {tuple(inputs.shape)}")
+    return int(np.unique(activation_codes(thin_model, inputs), axis=0).shape[0])
+
+
+def region_inputs(images_uint8_nhwc: np.ndarray, n: int, generator: torch.Generator) -> torch.Tensor:
+    """The official linear-region inputs (§3): n crops of shape (n, 1, 3, 3).
+
+    Each input: a random image, bilinear resize to 32×32, a random 3×3 crop (no padding), normalised with
+    the mini-ImageNet statistics, one random channel kept. All choices come from ``generator``.
+    """
+    images = np.asarray(images_uint8_nhwc)
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(f"images must be uint8 N×H×W×3, got {images.dtype} {images.shape}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    index = torch.randint(images.shape[0], (n,), generator=generator)
+    order = np.argsort(index.numpy(), kind="stable")
+    picked = torch.empty(n, 3, images.shape[1], images.shape[2])
+    picked[torch.from_numpy(order)] = to_tensor(images[index.numpy()[order]])  # sorted, memmap-friendly read
+    normalised = normalize(resize(picked, 32), MINI_IMAGENET_MEAN, MINI_IMAGENET_STD)
+    top = torch.randint(0, 30, (n,), generator=generator)
+    left = torch.randint(0, 30, (n,), generator=generator)
+    channel = torch.randint(0, 3, (n,), generator=generator)
+    rows = (top[:, None] + torch.arange(3))[:, :, None]  # (n, 3, 1)
+    cols = (left[:, None] + torch.arange(3))[:, None, :]  # (n, 1, 3)
+    crops = normalised[torch.arange(n)[:, None, None], channel[:, None, None], rows, cols]
+    return crops.unsqueeze(1).contiguous()

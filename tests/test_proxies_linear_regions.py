@@ -1,0 +1,71 @@
+"""Linear-region counting (official §3): exact unique-pattern count and the official LR inputs."""
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from _kernels_helpers import single_thread
+from torch import nn
+
+from metantk_nas.proxies import linear_regions, region_inputs
+from metantk_nas.proxies.linear_regions import activation_codes
+from metantk_nas.space import build_thin_network
+
+_one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)
+
+
+class OneLayer(nn.Module):
+    """x (n,1,1,2) → ReLU(conv1×1) with 3 units: 3 lines through the 2-D plane."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 1)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight.view(3, 2, 1, 1))
+            self.conv.bias.copy_(bias)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        return self.relu(self.conv(x.permute(0, 3, 1, 2)))
+
+
+def test_one_layer_grid_matches_hand_count():
+    # Units x>0, y>0, x+y>1 on a fine grid of [-1,2]²: the lines x=0, y=0, x+y=1 cut the square into 7
+    # regions (the line x+y=1 misses the quadrant x<0,y<0), hence 7 patterns.
+    net = OneLayer(torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), torch.tensor([0.0, 0.0, -1.0]))
+    axis = torch.linspace(-1, 2, 61) + 0.013
+    grid = torch.tensor(list(itertools.product(axis.tolist(), axis.tolist()))).view(-1, 1, 1, 2)
+    assert linear_regions(net, grid) == 7
+    assert linear_regions(net, grid[(grid[..., 0] > 0).flatten() & (grid[..., 1] > 0).flatten()]) == 2
+
+
+def test_thin_network_count_equals_brute_force():
+    torch.manual_seed(0)
+    thin = build_thin_network(num_classes=5)
+    inputs = torch.randn(500, 1, 3, 3, generator=torch.Generator().manual_seed(1))
+    inputs = torch.cat([inputs, inputs[:100]])  # duplicates must not add regions
+    count = linear_regions(thin, inputs)
+    codes = np.unpackbits(activation_codes(thin, inputs), axis=1)
+    brute = sum(1 for i in range(len(codes)) if not any(np.array_equal(codes[i], codes[j]) for j in range(i)))
+    assert count == brute
+    hamming = (codes[:, None, :] != codes[None, :, :]).sum(-1)  # the official Σ 1/n_i formula
+    assert count == pytest.approx(np.sum(1.0 / (hamming == 0).sum(1)))
+    assert 1 < count <= 500
+    assert thin.training  # mode restored
+    assert not any(m._forward_hooks for m in thin.modules())  # hooks removed
+
+
+def test_region_inputs_shape_seeded_and_normalised():
+    images = np.random.default_rng(0).integers(0, 256, size=(20, 84, 84, 3), dtype=np.uint8)
+    a = region_inputs(images, 1000, torch.Generator().manual_seed(3))
+    b = region_inputs(images, 1000, torch.Generator().manual_seed(3))
+    assert a.shape == (1000, 1, 3, 3) and torch.equal(a, b)
+    assert abs(float(a.mean())) < 1.0
+    with pytest.raises(ValueError, match="uint8"):
+        region_inputs(images.astype(np.float32), 10, torch.Generator())
+
+
+def test_model_without_4d_relu_is_rejected():
+    with pytest.raises(ValueError, match="ReLU"):
+        linear_regions(nn.Sequential(nn.Flatten(), nn.ReLU()), torch.randn(4, 1, 3, 3))
