@@ -1,1 +1,32 @@
-"""metantk_nas.search."""
+"""The training-free search: MetaNTK-NAS (Algorithm 1) and its baselines as configurations of one engine.
+
+Names are imported lazily so that ``metantk-nas --help`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "SearchConfig": "config",
+    "METHODS": "config",
+    "MethodSpec": "methods",
+    "get_method": "methods",
+    "method_config": "methods",
+    "paper_settings": "methods",
+    "rank_candidates": "ranking",
+    "round_to": "ranking",
+    "run_search": "engine",
+    "default_work_dir": "engine",
+    "read_trace": "trace",
+    "TRACE_COLUMNS": "trace",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

@@ -1,0 +1,456 @@
+"""The pruning search (Paper Algorithm 1 + the official edge stage), one engine for every method.
+
+Rounds (reference §4.2): all 7 ops alive on all 9 edges of both cell types; each round every
+alive op on an edge with more than one alive op is a candidate (normal → reduce, edge 0..8, op
+0..6); ΔC and ΔR are averaged over ``repeats``; the candidates are ranked globally and the
+least important op of every edge is removed. When every edge holds one op, the edge stage (§4.4)
+keeps the best 2 inputs of nodes 3 and 4, ranking within each node. Then the genotype (§4.5).
+
+Edge-stage quirk, reproduced by default (``edge_origin: stale``): the official code sets the
+MetaNTK *origin* network's masks once at the start of the edge stage, so after the first node's
+edge is removed, every later group (and the whole reduce cell) compares candidates against that
+stale origin, while the candidates and the linear-region origin include the earlier removals.
+``edge_origin: fresh`` uses the current masks for the origin instead.
+
+Randomness: the supernet weights are drawn per round from ``(seed, round)``; tasks, augmentation,
+heads and region inputs per ``(seed, round, candidate, repeat)`` (``pairing: official``: origin
+and candidate see the same images but different fresh heads, as the official code) or per
+``(seed, round, repeat)`` (``pairing: paired``: the origin is evaluated once per round and repeat
+with the same tasks, weights and head as every candidate).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from metantk_nas.io import write_json
+from metantk_nas.provenance import collect
+from metantk_nas.search.config import SearchConfig
+from metantk_nas.search.methods import get_method
+from metantk_nas.search.ranking import Ranked, rank_candidates, select_edge_removals, select_op_removals
+from metantk_nas.search.state import SearchState, clear_state, load_state, save_state
+from metantk_nas.search.trace import write_trace
+from metantk_nas.seeding import derive_seed
+
+CELL_TYPES = ("normal", "reduce")
+#: Inputs kept per intermediate node by the edge stage (official ``num_per_group``).
+EDGES_PER_NODE = 2
+#: Official paper-scale counts: 6 rounds with 126+108+90+72+54+36 op candidates, then 7 edge candidates per cell.
+PAPER_OP_CANDIDATES = 486
+PAPER_EDGE_CANDIDATES = 14
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """Remove ``op`` on ``edge`` of cell type ``cell`` (edge stage: the edge's single op, i.e. the edge)."""
+
+    cell: str
+    edge: int
+    op: int
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One repeat of one candidate."""
+
+    cond_origin: float | None
+    cond_candidate: float | None
+    regions_origin: int
+    regions_candidate: int
+    delta_c: float
+    delta_r: float
+
+
+# -- masks ----------------------------------------------------------------------------------------
+
+
+def initial_masks(ops: tuple[str, ...]) -> dict[str, Any]:
+    """Every op of ``ops`` alive on every edge of both cell types (official: all 7 primitives)."""
+    from metantk_nas.space import PRIMITIVES, all_alive_mask
+
+    masks = {cell: all_alive_mask() for cell in CELL_TYPES}
+    for cell in CELL_TYPES:
+        for column, name in enumerate(PRIMITIVES):
+            masks[cell][:, column] = name in ops
+    return masks
+
+
+def _clone(masks: dict[str, Any]) -> dict[str, Any]:
+    return {cell: mask.clone() for cell, mask in masks.items()}
+
+
+def _without(masks: dict[str, Any], cell: str, edge: int, op: int | None) -> dict[str, Any]:
+    """A copy of ``masks`` with one op (or, for ``op=None``, the whole edge) removed."""
+    out = _clone(masks)
+    if op is None:
+        out[cell][edge, :] = False
+    else:
+        out[cell][edge, op] = False
+    return out
+
+
+def _alive(masks: dict[str, Any], cell: str, edge: int) -> list[int]:
+    return [op for op, flag in enumerate(masks[cell][edge].tolist()) if flag]
+
+
+def op_candidates(masks: dict[str, Any]) -> list[Candidate]:
+    """Every alive op on every edge with more than one alive op, in the official enumeration order."""
+    out = []
+    for cell in CELL_TYPES:
+        for edge in range(masks[cell].shape[0]):
+            ops = _alive(masks, cell, edge)
+            if len(ops) > 1:
+                out.extend(Candidate(cell, edge, op) for op in ops)
+    return out
+
+
+def remaining_candidates(masks: dict[str, Any], edges_done: bool) -> int:
+    """Candidates still to score: k + (k−1) + … + 2 per edge with k alive ops, plus the edge stage."""
+    from metantk_nas.space import NODE_GROUPS
+
+    total = 0
+    for cell in CELL_TYPES:
+        for edge in range(masks[cell].shape[0]):
+            k = len(_alive(masks, cell, edge))
+            total += k * (k + 1) // 2 - 1 if k > 1 else 0
+    if not edges_done:
+        total += len(CELL_TYPES) * sum(stop - start for start, stop in NODE_GROUPS if stop - start > EDGES_PER_NODE)
+    return total
+
+
+def _masks_to_lists(masks: dict[str, Any]) -> dict[str, list[list[bool]]]:
+    return {cell: mask.tolist() for cell, mask in masks.items()}
+
+
+def _masks_from_lists(lists: dict[str, list[list[bool]]]) -> dict[str, Any]:
+    import torch
+
+    return {cell: torch.tensor(lists[cell], dtype=torch.bool) for cell in CELL_TYPES}
+
+
+# -- scoring --------------------------------------------------------------------------------------
+
+
+def _delta(origin: float, candidate: float, mode: str, precision: int) -> float:
+    """Official relative change rounded per repeat, or the paper's plain difference."""
+    if mode == "absolute":
+        return float(origin - candidate)
+    if origin == 0:
+        raise ValueError("relative delta undefined: the origin measurement is 0 (use delta: absolute)")
+    return round((origin - candidate) / origin, precision)
+
+
+def _mean(values: list[float]) -> float:
+    """Plain left-to-right mean (the tie detection compares these raw means exactly)."""
+    return sum(values) / len(values)
+
+
+class _Scorer:
+    """Measures ΔC and ΔR of candidate masks against origin masks, in either pairing mode."""
+
+    def __init__(self, cfg: SearchConfig, measurer: Any, tick: Callable[[Candidate], None]) -> None:
+        self.cfg = cfg
+        self.measurer = measurer
+        self.tick = tick
+
+    def _cond(self, masks: dict[str, Any], data_key: int, head_key: int) -> float | None:
+        if self.measurer.condition is None:
+            return None
+        return self.measurer.condition_number(masks, data_key, head_key)
+
+    def _measure(self, c0: float | None, c1: float | None, r0: int, r1: int) -> Measurement:
+        cfg = self.cfg
+        delta_c = 0.0 if c0 is None else _delta(c0, c1, cfg.delta, cfg.precision)
+        return Measurement(c0, c1, r0, r1, delta_c, _delta(r0, r1, cfg.delta, cfg.precision))
+
+    def score(self, unit: tuple, candidates: list[Candidate], candidate_masks: list[dict[str, Any]],
+              cond_origin: dict[str, Any], region_origin: dict[str, Any]) -> list[list[Measurement]]:
+        """Per candidate, one :class:`Measurement` per repeat."""
+        cfg, m = self.cfg, self.measurer
+        base = (cfg.seed, *unit)
+        results: list[list[Measurement]] = []
+        if cfg.pairing == "paired":
+            m.init_thin(derive_seed(*base, "thin"))
+            origin = []
+            for r in range(cfg.repeats):
+                data, head = derive_seed(*base, "data", r), derive_seed(*base, "head", r)
+                inputs = m.region_inputs(data)
+                origin.append((data, head, inputs, self._cond(cond_origin, data, head), m.regions(region_origin, inputs)))
+            for candidate, masks in zip(candidates, candidate_masks, strict=True):
+                results.append([
+                    self._measure(c0, self._cond(masks, data, head), r0, m.regions(masks, inputs))
+                    for data, head, inputs, c0, r0 in origin
+                ])
+                self.tick(candidate)
+            return results
+        for index, (candidate, masks) in enumerate(zip(candidates, candidate_masks, strict=True)):
+            m.init_thin(derive_seed(*base, "thin", index))
+            repeats = []
+            for r in range(cfg.repeats):
+                data = derive_seed(*base, "data", index, r)
+                inputs = m.region_inputs(data)
+                c0 = self._cond(cond_origin, data, derive_seed(*base, "head", index, r, "origin"))
+                c1 = self._cond(masks, data, derive_seed(*base, "head", index, r, "candidate"))
+                repeats.append(self._measure(c0, c1, m.regions(region_origin, inputs), m.regions(masks, inputs)))
+            results.append(repeats)
+            self.tick(candidate)
+        return results
+
+
+def _rank(candidates: list[Candidate], results: list[list[Measurement]]) -> list[Ranked[Candidate]]:
+    delta_c = [(c, _mean([x.delta_c for x in reps])) for c, reps in zip(candidates, results, strict=True)]
+    delta_r = [(c, _mean([x.delta_r for x in reps])) for c, reps in zip(candidates, results, strict=True)]
+    return rank_candidates(delta_c, delta_r)
+
+
+def _trace_rows(stage: str, round_index: int, candidates: list[Candidate], results: list[list[Measurement]],
+                ranking: list[Ranked[Candidate]], removed: list[Candidate]) -> list[dict[str, Any]]:
+    from metantk_nas.space import PRIMITIVES
+
+    by_key = {item.key: item for item in ranking}
+    gone = set(removed)
+    rows = []
+    for candidate, repeats in zip(candidates, results, strict=True):
+        ranked = by_key[candidate]
+        mean_c = _mean([x.delta_c for x in repeats])
+        mean_r = _mean([x.delta_r for x in repeats])
+        for r, x in enumerate(repeats):
+            rows.append({
+                "stage": stage, "round": round_index, "cell": candidate.cell, "edge": candidate.edge,
+                "op": PRIMITIVES[candidate.op], "repeat": r,
+                "cond_origin": x.cond_origin, "cond_candidate": x.cond_candidate,
+                "regions_origin": x.regions_origin, "regions_candidate": x.regions_candidate,
+                "delta_c": x.delta_c, "delta_r": x.delta_r, "delta_c_mean": mean_c, "delta_r_mean": mean_r,
+                "rank_c": ranked.rank_c, "rank_r": ranked.rank_r, "score": ranked.score,
+                "removed": int(candidate in gone),
+            })
+    return rows
+
+
+def _describe(removed: list[Candidate], stage: str, round_index: int) -> dict[str, Any]:
+    from metantk_nas.space import PRIMITIVES
+
+    return {"stage": stage, "round": round_index,
+            "removed": [{"cell": c.cell, "edge": c.edge, "op": PRIMITIVES[c.op]} for c in removed]}
+
+
+def _op_round(scorer: _Scorer, masks: dict[str, Any], round_index: int) -> tuple[dict[str, Any], list, dict]:
+    """One op-pruning round: score, rank globally, remove one op per edge."""
+    scorer.measurer.init_supernet(derive_seed(scorer.cfg.seed, "weights", "ops", round_index))
+    candidates = op_candidates(masks)
+    candidate_masks = [_without(masks, c.cell, c.edge, c.op) for c in candidates]
+    results = scorer.score(("ops", round_index), candidates, candidate_masks, masks, masks)
+    ranking = _rank(candidates, results)
+    removed = select_op_removals(ranking, lambda c: (c.cell, c.edge))
+    new_masks = _clone(masks)
+    for c in removed:
+        new_masks[c.cell][c.edge, c.op] = False
+    return (new_masks, _trace_rows("ops", round_index, candidates, results, ranking, removed),
+            _describe(removed, "ops", round_index))
+
+
+def _edge_stage(scorer: _Scorer, masks: dict[str, Any], round_index: int) -> tuple[dict[str, Any], list, dict]:
+    """Keep the best 2 inputs of every node, ranking within the node (official ``prune_func_rank_group``)."""
+    from metantk_nas.space import NODE_GROUPS
+
+    cfg = scorer.cfg
+    scorer.measurer.init_supernet(derive_seed(cfg.seed, "weights", "edges"))
+    stale = _clone(masks)
+    masks = _clone(masks)
+    rows: list[dict[str, Any]] = []
+    all_removed: list[Candidate] = []
+    for cell in CELL_TYPES:
+        for group, (start, stop) in enumerate(NODE_GROUPS):
+            if stop - start <= EDGES_PER_NODE:
+                continue
+            candidates = []
+            for edge in range(start, stop):
+                ops = _alive(masks, cell, edge)
+                if len(ops) != 1:
+                    raise ValueError(f"edge stage expects one op per edge; {cell} edge {edge} has {len(ops)}")
+                candidates.append(Candidate(cell, edge, ops[0]))
+            candidate_masks = [_without(masks, c.cell, c.edge, None) for c in candidates]
+            cond_origin = stale if cfg.edge_origin == "stale" else masks
+            results = scorer.score(("edges", cell, group), candidates, candidate_masks, cond_origin, masks)
+            ranking = _rank(candidates, results)
+            removed = select_edge_removals(ranking, keep=EDGES_PER_NODE)
+            rows += _trace_rows("edges", round_index, candidates, results, ranking, removed)
+            all_removed += removed
+            for c in removed:
+                masks[c.cell][c.edge, :] = False
+    return masks, rows, _describe(all_removed, "edges", round_index)
+
+
+# -- outputs --------------------------------------------------------------------------------------
+
+
+def _device_name(device: Any) -> str:
+    if getattr(device, "type", "cpu") == "cuda":
+        import torch
+
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def _write_outputs(out_dir: Path, cfg: SearchConfig, genotype: Any, trace: list[dict[str, Any]],
+                   summary: dict[str, Any]) -> None:
+    wall = summary["wall_seconds"]
+    on_gpu = summary["device"] == "cuda"
+    provenance = collect(cfg.to_dict(), cfg.seed)
+    payload = {
+        "method": cfg.method,
+        "genotype": str(genotype),
+        "seed": cfg.seed,
+        **summary,
+        "gpu_hours": wall / 3600.0 if on_gpu else 0.0,
+        "cpu_hours": 0.0 if on_gpu else wall / 3600.0,
+        "config": cfg.to_dict(),
+        "provenance": provenance,
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # load_genotype() reads the "genotype" key of this file; the rest records where it came from.
+    write_json(out_dir / "genotype.json", {"genotype": genotype.to_dict(), "string": str(genotype),
+                                           "method": cfg.method, "seed": cfg.seed, "provenance": provenance})
+    write_trace(out_dir / "trace.csv", trace)
+    write_json(out_dir / "search.json", payload)
+
+
+def default_work_dir(out_dir: str | os.PathLike) -> Path:
+    """Where the round state lives unless given: ``OUT/../.work/<OUT name>`` (outside the declared outputs)."""
+    out = Path(out_dir).resolve()
+    return out.parent / ".work" / out.name
+
+
+def _dataset_fingerprint(train: Any, dataset_dir: Path) -> dict[str, Any]:
+    return {"name": dataset_dir.resolve().name, "train_files": train.manifest.get("files"),
+            "train_counts": train.manifest.get("counts")}
+
+
+def run_search(
+    cfg: SearchConfig,
+    dataset_dir: str | os.PathLike | None,
+    out_dir: str | os.PathLike,
+    work_dir: str | os.PathLike | None = None,
+    *,
+    on_round_end: Callable[[int], None] | None = None,
+    progress: bool = True,
+) -> Any:
+    """Run the search that ``cfg.method`` names and write ``genotype.json``, ``trace.csv``, ``search.json``.
+
+    Args:
+        cfg: the search configuration.
+        dataset_dir: a prepared store (its ``train`` split is searched on); unused by random/fixed.
+        out_dir: where the three outputs go (written atomically, only at the end).
+        work_dir: where the round state is saved after every finished round; default
+            :func:`default_work_dir`. An existing state of the same config and dataset is resumed.
+        on_round_end: called with the number of finished rounds after each round's state is saved
+            (a hook for progress reporting, and for tests that interrupt a search).
+        progress: show a tqdm bar (round, candidate, ETA).
+
+    Returns:
+        The :class:`~metantk_nas.space.Genotype`.
+    """
+    from metantk_nas.device import claim_gpu
+
+    spec = get_method(cfg.method)
+    out = Path(out_dir)
+    started = time.perf_counter()
+    if not spec.prunes:
+        from metantk_nas.space import load_genotype, random_genotype
+
+        genotype = random_genotype(cfg.seed) if cfg.method == "random" else load_genotype(cfg.genotype)
+        _write_outputs(out, cfg, genotype, [], {
+            "wall_seconds": time.perf_counter() - started, "device": "cpu", "device_name": _device_name(None),
+            "kernel_evaluations": 0, "region_evaluations": 0, "candidates": 0, "rounds": [], "sessions": 1,
+        })
+        return genotype
+    if dataset_dir is None:
+        raise ValueError(f"method {cfg.method!r} needs a dataset (--dataset DIR)")
+    gpu_claim = claim_gpu() if cfg.device != "cpu" else contextlib.nullcontext()
+    with gpu_claim:
+        return _prune(cfg, spec.condition, Path(dataset_dir), out, work_dir, on_round_end, progress, started)
+
+
+def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Path,
+           work_dir: str | os.PathLike | None, on_round_end: Callable[[int], None] | None,
+           progress: bool, started: float) -> Any:
+    from tqdm.auto import tqdm
+
+    from metantk_nas.data.store import open_split
+    from metantk_nas.device import select_device
+    from metantk_nas.search.measure import Measurer
+    from metantk_nas.seeding import seed_everything
+    from metantk_nas.space import PRIMITIVES, genotype_from_masks
+
+    seed_everything(cfg.seed)
+    device = select_device(cfg.device)
+    train = open_split(dataset_dir, "train")
+    work = Path(work_dir) if work_dir is not None else default_work_dir(out)
+    fingerprint = _dataset_fingerprint(train, dataset_dir)
+    state = load_state(work, cfg.to_dict(), fingerprint) or SearchState(
+        config=cfg.to_dict(), dataset=fingerprint, masks=_masks_to_lists(initial_masks(cfg.ops)))
+    state.sessions += 1
+    prior_seconds = state.elapsed_seconds
+    masks = _masks_from_lists(state.masks)
+    measurer = Measurer(cfg, condition, train, device)
+
+    bar = tqdm(total=state.candidates_done + remaining_candidates(masks, state.edges_done),
+               initial=state.candidates_done, disable=not progress, unit="cand", dynamic_ncols=True)
+
+    def tick(candidate: Candidate) -> None:
+        state.candidates_done += 1
+        bar.set_postfix_str(f"{candidate.cell} e{candidate.edge} {PRIMITIVES[candidate.op]}", refresh=False)
+        bar.update(1)
+
+    scorer = _Scorer(cfg, measurer, tick)
+
+    def finish_unit(new_masks: dict[str, Any], rows: list, removal: dict) -> None:
+        state.masks = _masks_to_lists(new_masks)
+        state.trace += rows
+        state.removals.append(removal)
+        state.kernel_evaluations += measurer.kernel_evaluations
+        state.region_evaluations += measurer.region_evaluations
+        measurer.kernel_evaluations = measurer.region_evaluations = 0
+        state.elapsed_seconds = prior_seconds + time.perf_counter() - started
+        save_state(work, state)
+
+    try:
+        while op_candidates(masks):
+            bar.set_description(f"ops round {state.op_rounds}")
+            masks, rows, removal = _op_round(scorer, masks, state.op_rounds)
+            state.op_rounds += 1
+            finish_unit(masks, rows, removal)
+            if on_round_end is not None:
+                on_round_end(state.op_rounds)
+        if not state.edges_done:
+            bar.set_description("edge stage")
+            masks, rows, removal = _edge_stage(scorer, masks, state.op_rounds)
+            state.edges_done = True
+            finish_unit(masks, rows, removal)
+            if on_round_end is not None:
+                on_round_end(state.op_rounds + 1)
+    finally:
+        bar.close()
+
+    genotype = genotype_from_masks(masks["normal"], masks["reduce"])
+    _write_outputs(out, cfg, genotype, state.trace, {
+        "wall_seconds": prior_seconds + time.perf_counter() - started,
+        "device": device.type,
+        "device_name": _device_name(device),
+        "kernel_evaluations": state.kernel_evaluations,
+        "region_evaluations": state.region_evaluations,
+        "candidates": state.candidates_done,
+        "rounds": state.removals,
+        "sessions": state.sessions,
+        "dataset": {"path": str(dataset_dir.resolve()), **fingerprint},
+        "masks": state.masks,
+    })
+    clear_state(work)
+    return genotype

@@ -1,0 +1,121 @@
+"""Global ranking of pruning candidates, reproducing the official tie handling exactly.
+
+The official search (TE-NAS lineage, reference §4.2–§4.4) ranks candidates by two scores:
+ΔC (change of the condition number, higher = more prunable) sorted *descending* and ΔR
+(change of the linear-region count, lower = more prunable) sorted *ascending*. Sorting uses
+a 3-significant-figure key, but ranks are *dense* and two neighbours share a rank only when
+their raw (unrounded) means are exactly equal. The two ranks are summed and the candidates are
+stably sorted by that sum, ties keeping the ΔC-sorted order. Every detail changes which op is
+removed on near-ties, so it is kept here verbatim and tested against hand-made tables.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+#: Significant figures of the sort key (official ``round_to(x, 3)``).
+SORT_SIGNIFICANT_FIGURES = 3
+#: Guard added to ``|x|`` before taking its decimal exponent (official ``eps=1e-8``).
+ROUND_EPS = 1e-8
+
+
+def round_to(value: float, figures: int = SORT_SIGNIFICANT_FIGURES, eps: float = ROUND_EPS) -> float:
+    """Round ``value`` to ``figures`` significant figures the way the official code does.
+
+    Zero stays zero; otherwise ``sign · round(m, figures) · 10**p`` with ``m = (|x|+eps)/10**p``
+    in [0.1, 1). The ``eps`` guard nudges exact powers of ten (it is part of the reproduced key).
+    """
+    if value == 0:
+        return value
+    if not math.isfinite(value):
+        raise ValueError(f"cannot rank a non-finite score: {value!r}")
+    sign = 1.0 if value > 0 else -1.0
+    magnitude = abs(value) + eps
+    power = math.floor(math.log10(magnitude)) + 1
+    return sign * round(magnitude * 10.0 ** (-power), figures) * 10.0**power
+
+
+def dense_ranks(items: Sequence[tuple[K, float]], descending: bool) -> list[tuple[K, int]]:
+    """Sort ``(key, mean)`` pairs on the rounded mean and assign dense ranks.
+
+    The sort is stable (input order kept on equal rounded keys); an item shares the previous
+    item's rank iff its raw mean equals the previous raw mean, else the rank grows by one.
+
+    Returns:
+        ``(key, rank)`` in sorted order, ranks starting at 0.
+    """
+    ordered = sorted(items, key=lambda item: round_to(item[1]), reverse=descending)
+    ranked: list[tuple[K, int]] = []
+    rank = 0
+    for index, (key, mean) in enumerate(ordered):
+        if index > 0 and mean != ordered[index - 1][1]:
+            rank += 1
+        ranked.append((key, rank))
+    return ranked
+
+
+@dataclass(frozen=True)
+class Ranked(Generic[K]):
+    """One candidate's place in the combined ranking."""
+
+    key: K
+    rank_c: int
+    rank_r: int
+
+    @property
+    def score(self) -> int:
+        """Total score ``rank_C + rank_R``; the smallest is pruned first."""
+        return self.rank_c + self.rank_r
+
+
+def rank_candidates(delta_c: Sequence[tuple[K, float]], delta_r: Sequence[tuple[K, float]]) -> list[Ranked[K]]:
+    """Combine ΔC (descending) and ΔR (ascending) ranks; most prunable first.
+
+    Args:
+        delta_c: ``(key, mean ΔC)`` in candidate enumeration order.
+        delta_r: ``(key, mean ΔR)`` for the same keys, in candidate enumeration order.
+
+    Returns:
+        Candidates stably sorted by ``rank_C + rank_R`` ascending; ties keep the ΔC-sorted order.
+    """
+    keys_c = [key for key, _ in delta_c]
+    keys_r = [key for key, _ in delta_r]
+    if len(set(keys_c)) != len(keys_c):
+        raise ValueError("candidate keys must be unique")
+    if set(keys_c) != set(keys_r) or len(keys_c) != len(keys_r):
+        raise ValueError("delta_c and delta_r must score the same candidates")
+    ranks_r = dict(dense_ranks(delta_r, descending=False))
+    combined = [Ranked(key, rank_c, ranks_r[key]) for key, rank_c in dense_ranks(delta_c, descending=True)]
+    return sorted(combined, key=lambda item: item.score)
+
+
+def select_op_removals(ranking: Sequence[Ranked[K]], edge_of: Callable[[K], Hashable]) -> list[K]:
+    """Per edge, the first candidate of that edge in the ranking (one op removed per edge).
+
+    Args:
+        ranking: output of :func:`rank_candidates`.
+        edge_of: maps a candidate key to its edge identity (e.g. ``(cell_type, edge)``).
+
+    Returns:
+        The removed keys, in ranking order.
+    """
+    seen: set[Hashable] = set()
+    removed: list[K] = []
+    for item in ranking:
+        edge = edge_of(item.key)
+        if edge not in seen:
+            seen.add(edge)
+            removed.append(item.key)
+    return removed
+
+
+def select_edge_removals(ranking: Sequence[Ranked[K]], keep: int = 2) -> list[K]:
+    """Within one node's group, remove all but the last ``keep`` entries of the ranking."""
+    if keep < 0:
+        raise ValueError(f"keep must be >= 0, got {keep}")
+    return [item.key for item in ranking[: max(len(ranking) - keep, 0)]]

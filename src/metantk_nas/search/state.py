@@ -1,0 +1,111 @@
+"""Round-state checkpoint: what a killed search needs to continue from its last finished round.
+
+All randomness of a round is derived from ``(seed, round, candidate, repeat)``, so the state is
+only the masks, the finished rounds, the trace rows and the counters — no RNG state. It is JSON
+(exact float round-trip, readable) written atomically after every finished round, in the work
+directory and never among the declared outputs. A state written by another configuration or for
+another dataset is refused rather than mixed in.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from metantk_nas.io import atomic_write_text
+
+STATE_FORMAT_VERSION = 1
+STATE_FILE = "search_state.json"
+
+Masks = dict[str, list[list[bool]]]  # cell type -> 9×7 alive flags
+
+
+@dataclass
+class SearchState:
+    """Progress of one search run."""
+
+    config: dict[str, Any]
+    dataset: dict[str, Any]
+    masks: Masks
+    op_rounds: int = 0  # finished op-pruning rounds
+    edges_done: bool = False  # the edge stage (one unit, both cell types) is finished
+    trace: list[dict[str, Any]] = field(default_factory=list)
+    removals: list[dict[str, Any]] = field(default_factory=list)  # what each finished unit removed
+    kernel_evaluations: int = 0
+    region_evaluations: int = 0
+    candidates_done: int = 0
+    elapsed_seconds: float = 0.0  # compute time of all sessions so far
+    sessions: int = 0  # how many times the search was (re)started
+
+
+def _encode(value: Any) -> Any:
+    """Floats that JSON cannot hold (inf, nan) become tagged strings, everything else stays."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return {"__float__": repr(value)}
+    if isinstance(value, dict):
+        return {key: _encode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_encode(item) for item in value]
+    return value
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"__float__"}:
+            return float(value["__float__"])
+        return {key: _decode(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_decode(item) for item in value]
+    return value
+
+
+def save_state(work_dir: str | os.PathLike, state: SearchState) -> Path:
+    """Write the state atomically to ``work_dir/search_state.json``."""
+    path = Path(work_dir) / STATE_FILE
+    payload = {"format_version": STATE_FORMAT_VERSION, **_encode(asdict(state))}
+    atomic_write_text(path, json.dumps(payload, allow_nan=False) + "\n")
+    return path
+
+
+def load_state(work_dir: str | os.PathLike, config: dict[str, Any], dataset: dict[str, Any]) -> SearchState | None:
+    """The saved state of the same search, or ``None`` when there is none.
+
+    Raises:
+        ValueError: the file is unreadable, of another format, or from another config/dataset.
+    """
+    path = Path(work_dir) / STATE_FILE
+    if not path.is_file():
+        return None
+    try:
+        payload = _decode(json.loads(path.read_text(encoding="utf-8")))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: corrupt search state ({error}); delete it to restart the search") from None
+    version = payload.pop("format_version", None)
+    if version != STATE_FORMAT_VERSION:
+        raise ValueError(f"{path}: state format_version {version!r}, expected {STATE_FORMAT_VERSION}")
+    try:
+        state = SearchState(**payload)
+    except TypeError as error:
+        raise ValueError(f"{path}: malformed search state ({error})") from None
+    for name, expected in (("config", config), ("dataset", dataset)):
+        saved = getattr(state, name)
+        if saved != expected:
+            changed = sorted(k for k in set(saved) | set(expected) if saved.get(k) != expected.get(k))
+            raise ValueError(
+                f"{path}: saved state belongs to a different {name} (differs in {changed}); "
+                "use another --work directory or delete the state to restart"
+            )
+    return state
+
+
+def clear_state(work_dir: str | os.PathLike) -> None:
+    """Remove the state once the outputs are written (a finished search never resumes)."""
+    work = Path(work_dir)
+    (work / STATE_FILE).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):  # only removed when nothing else lives there
+        work.rmdir()
