@@ -42,8 +42,13 @@ ROTATION_DEG = 15.0
 SCALE_RANGE = (0.85, 1.1)
 SHEAR = 0.2
 TRANSLATE = 0.08
+#: Stroke colours are drawn from the dark range, backgrounds from the light range (random hues,
+#: one polarity): with random polarity a network must first learn colour/polarity invariance,
+#: which a CPU-sized training budget cannot afford; the shape is what a class is about.
+STROKE_RANGE = (0.0, 120.0)
+BACKGROUND_RANGE = (135.0, 255.0)
 #: Minimum luminance difference (0..255) between stroke and background.
-MIN_CONTRAST = 80.0
+MIN_CONTRAST = 100.0
 #: Font size as a fraction of the canvas; glyphs wider than ``_MAX_EXTENT`` are shrunk to fit.
 _FONT_FRACTION = 0.55
 _MAX_EXTENT = 0.8
@@ -161,10 +166,11 @@ def class_name(char: str) -> str:
 
 
 def _colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Stroke and background RGB with at least ``MIN_CONTRAST`` luminance difference."""
+    """Dark stroke on a light background (random hues) with at least ``MIN_CONTRAST`` luminance difference."""
     weights = np.array([0.299, 0.587, 0.114])
     while True:
-        stroke, background = rng.uniform(0, 255, size=(2, 3))
+        stroke = rng.uniform(*STROKE_RANGE, size=3)
+        background = rng.uniform(*BACKGROUND_RANGE, size=3)
         if abs(float((stroke - background) @ weights)) >= MIN_CONTRAST:
             return stroke, background
 

@@ -1,0 +1,199 @@
+"""RFS supervised training of a final network, top to bottom (nanoGPT ``train.py`` order).
+
+    metantk-nas train --genotype metantk-nas/mini-5cell-1 --dataset resources/mini --out results/train/x
+
+Setup → data → model (scratch or resume from ``work_dir/ckpt_last.pt``) → optimizer → loop.
+Outputs (``out_dir``): ``model.pt`` (weights + genotype + config + normalisation + provenance),
+``metrics.csv`` (one row per epoch), ``train.json`` (summary). The checkpoint in ``work_dir`` is
+written after every epoch; a run killed at any point resumes from it and, on the CPU, ends with
+bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from metantk_nas import provenance
+from metantk_nas.data.store import open_split
+from metantk_nas.device import select_device
+from metantk_nas.io import atomic_path, atomic_write_text, write_json
+from metantk_nas.seeding import seed_everything
+from metantk_nas.space import FinalNetwork, Genotype, count_parameters
+from metantk_nas.train.batches import BatchStream
+from metantk_nas.train.checkpoint import load_checkpoint, save_checkpoint
+from metantk_nas.train.config import TrainConfig
+from metantk_nas.train.schedule import drop_path_at, lr_at
+
+MODEL_FORMAT = "metantk-nas/model"
+METRIC_COLUMNS = ("epoch", "loss", "acc", "lr", "drop_path", "images_per_s", "seconds")
+
+
+def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, out_dir: str | os.PathLike,
+          work_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
+    """Train ``genotype`` on the store's train split with the RFS recipe; return the path of ``model.pt``.
+
+    Args:
+        cfg: hyper-parameters (Paper §6.1 defaults).
+        genotype: the cells of the final network.
+        dataset_dir: a prepared store (``metantk_nas.data``); its ``train`` split is used.
+        out_dir: receives ``model.pt``, ``metrics.csv``, ``train.json`` (only at the end, atomically).
+        work_dir: holds ``ckpt_last.pt`` (default ``out_dir/work``); an existing checkpoint is resumed.
+        progress: show a tqdm bar per epoch.
+    """
+    out_dir, dataset_dir = Path(out_dir), Path(dataset_dir)
+    work_dir = Path(work_dir) if work_dir is not None else out_dir / "work"
+    ckpt_path = work_dir / "ckpt_last.pt"
+
+    # -- setup: device, seeds, precision ------------------------------------------------------
+    device = select_device(cfg.device)
+    cuda = device.type == "cuda"
+    seed_everything(cfg.seed, deterministic=not cuda)
+    if cuda:
+        torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick the fastest kernels
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    use_amp = cfg.amp and cuda
+    memory_format = torch.channels_last if (cfg.channels_last and cuda) else torch.contiguous_format
+
+    # -- data ------------------------------------------------------------------------------------
+    split = open_split(dataset_dir, "train")
+    mean, std = split.mean, split.std  # the training store's statistics (official: mini-ImageNet's, §6.2)
+    stream = BatchStream(split, cfg.batch_size, cfg.seed, device, mean, std, cfg.crop_padding)
+    data_identity = {"name": split.manifest.get("name"), "files": split.manifest.get("files")}
+
+    # -- model: from scratch, or resume ----------------------------------------------------------
+    model = FinalNetwork(genotype, C=cfg.channels, n_cells=cfg.cells, num_classes=split.num_classes)
+    model.to(device=device, memory_format=memory_format)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    start_epoch, history = 1, []
+    if ckpt_path.exists():
+        state = load_checkpoint(ckpt_path, genotype=genotype.to_dict(), config=cfg.to_dict(),
+                                data_identity=data_identity)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        _set_rng_state(state["rng"], stream)
+        start_epoch, history = state["epoch"] + 1, state["history"]
+    forward = torch.compile(model) if cfg.compile else model
+
+    # -- the loop ----------------------------------------------------------------------------------
+    for epoch in range(start_epoch, cfg.epochs + 1):
+        # schedules are set at the start of the epoch (§6.2)
+        model.drop_path_prob = drop_path_at(epoch, cfg.epochs, cfg.drop_path)
+        lr = lr_at(epoch, cfg.lr, cfg.decay_epochs, cfg.decay_rate)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+        correct = torch.zeros((), device=device, dtype=torch.int64)
+        seen = 0
+        _sync(device)
+        started = time.perf_counter()
+        batches = _progress(stream.epoch(), len(stream), f"epoch {epoch}/{cfg.epochs}", progress)
+        for x, labels in batches:
+            # forward (bf16 autocast on CUDA), backward, step
+            x = x.contiguous(memory_format=memory_format)
+            with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=use_amp):
+                logits = forward(x)
+                loss = F.cross_entropy(logits.float(), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            # accumulate metrics on the device (no per-step host sync)
+            loss_sum += loss.detach() * len(labels)
+            correct += (logits.detach().argmax(1) == labels).sum()
+            seen += len(labels)
+        _sync(device)
+        seconds = time.perf_counter() - started
+        history.append({"epoch": epoch, "loss": float(loss_sum) / seen, "acc": float(correct) / seen, "lr": lr,
+                        "drop_path": model.drop_path_prob, "images_per_s": seen / seconds, "seconds": seconds})
+        # checkpoint every epoch (atomic), then the live metrics
+        save_checkpoint(ckpt_path, {
+            "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+            "rng": _rng_state(stream), "config": cfg.to_dict(), "genotype": genotype.to_dict(),
+            "data": data_identity, "history": history,
+        })
+        atomic_write_text(work_dir / "metrics.csv", _metrics_csv(history))
+
+    # -- outputs ---------------------------------------------------------------------------------
+    record = provenance.collect(cfg.to_dict(), cfg.seed)
+    model_path = out_dir / "model.pt"
+    with atomic_path(model_path) as tmp:
+        torch.save({
+            "format": MODEL_FORMAT, "format_version": 1,
+            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
+            "genotype": genotype.to_dict(), "config": cfg.to_dict(),
+            "num_classes": split.num_classes, "channels": cfg.channels, "cells": cfg.cells,
+            "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+            "image_size": split.image_size, "dataset": str(dataset_dir), "provenance": record,
+        }, tmp)
+    atomic_write_text(out_dir / "metrics.csv", _metrics_csv(history))
+    write_json(out_dir / "train.json", {
+        "genotype": genotype.to_dict(), "config": cfg.to_dict(), "dataset": str(dataset_dir),
+        "num_classes": split.num_classes, "train_images": len(split), "parameters": count_parameters(model),
+        "epochs": len(history), "final": history[-1] if history else None,
+        "total_seconds": sum(row["seconds"] for row in history), "provenance": record,
+    })
+    return model_path
+
+
+def _rng_state(stream: BatchStream) -> dict[str, Any]:
+    """Every generator the loop draws from: torch CPU (drop path on CPU), CUDA, and the data stream."""
+    return {"torch_cpu": torch.get_rng_state(),
+            "torch_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "data": stream.state_dict()}
+
+
+def _set_rng_state(state: dict[str, Any], stream: BatchStream) -> None:
+    torch.set_rng_state(state["torch_cpu"])
+    if state["torch_cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
+    stream.load_state_dict(state["data"])
+
+
+def _metrics_csv(history: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    return buffer.getvalue()
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _progress(iterable, total: int, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[FinalNetwork, dict[str, Any]]:
+    """Rebuild the trained network from ``model.pt`` (weights_only load); returns (model in eval mode, metadata)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: model file not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:
+        raise ValueError(f"{path}: corrupted or unreadable model file ({type(error).__name__}: {error})") from None
+    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
+        raise ValueError(f"{path}: not a metantk-nas model file (expected format {MODEL_FORMAT!r})")
+    genotype = Genotype.from_dict(state["genotype"])
+    model = FinalNetwork(genotype, C=state["channels"], n_cells=state["cells"], num_classes=state["num_classes"])
+    model.load_state_dict(state["state_dict"])
+    model.to(device).eval()
+    meta = {k: v for k, v in state.items() if k != "state_dict"}
+    return model, meta
+
