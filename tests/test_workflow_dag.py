@@ -1,0 +1,59 @@
+"""The DAGs of the default and the paper config resolve; lint and format checks are clean."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from _workflow_helpers import REPO, job_counts, snakemake, workflow_copy
+
+#: Jobs of config/paper.yaml: 2 datasets; mini 2 cells x 5 methods x 3 seeds + tiered 2 x 2 x 3 = 42 runs.
+PAPER_JOBS = {"prepare": 2, "search": 42, "train": 42, "evaluate": 84, "draw_cells": 42,
+              "table1": 1, "table2": 1, "figures": 1, "theory": 1, "all": 1}
+#: Jobs of config/config.yaml: one dataset, 5 cells, 5 methods, 1 seed.
+DEFAULT_JOBS = {"prepare": 1, "search": 5, "train": 5, "evaluate": 10, "draw_cells": 5,
+                "table1": 1, "table2": 1, "figures": 1, "theory": 1, "all": 1}
+
+
+def test_default_config_dry_run(tmp_path):
+    result = snakemake(workflow_copy(tmp_path), "-n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout) == {**DEFAULT_JOBS, "total": sum(DEFAULT_JOBS.values())}
+
+
+def test_paper_config_with_slurm_profile(tmp_path):
+    root = workflow_copy(tmp_path)
+    result = snakemake(root, "-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert job_counts(result.stdout) == {**PAPER_JOBS, "total": sum(PAPER_JOBS.values())}
+    # Every GPU rule asks SLURM for one GPU; the other rules ask for none.
+    blocks = re.findall(r"\nrule (\w+):\n(.*?)\n\n", result.stdout, flags=re.S)
+    assert blocks
+    for rule, block in blocks:
+        resources = re.search(r"resources: (.*)", block)
+        if rule in {"search", "train", "evaluate"}:
+            assert resources and "gpu=1" in resources.group(1), block
+        elif resources:
+            assert "gpu=" not in resources.group(1), block
+    assert "results/mini/8cell/metantk-nas/seed3/search/genotype.json" in result.stdout
+
+
+def test_lint_clean():
+    result = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Congratulations" in result.stdout + result.stderr
+
+
+@pytest.mark.skipif(shutil.which("snakefmt", path=str(Path(sys.executable).parent)) is None,
+                    reason="snakefmt is part of the [test] extra")
+def test_snakefmt_clean():
+    snakefmt = shutil.which("snakefmt", path=str(Path(sys.executable).parent))
+    result = subprocess.run([snakefmt, "--check", "Snakefile", "workflow/"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -1,0 +1,23 @@
+# Few-shot test: 1000 tasks of the test split, one job per shot setting.
+rule evaluate:
+    input:
+        store=lambda wildcards: store(wildcards.dataset),
+        model=rules.train.output.model,
+        code=code_files("evaluate", "train", "space", "data"),
+    output:
+        result=f"{RUN}/evaluate/{{shot}}shot.json",
+    log:
+        f"logs/evaluate/{RUN_LOG}-{{shot}}shot.log",
+    benchmark:
+        f"logs/benchmarks/evaluate/{RUN_LOG}-{{shot}}shot.tsv"
+    conda:
+        "../../envs/metantk-nas.yaml"
+    threads: 8
+    resources:
+        runtime=120,
+        mem_mb=16000,
+        gpu=1,
+    params:
+        argv=evaluate_args,
+    script:
+        "../scripts/metantk.py"

@@ -1,0 +1,140 @@
+# Table 1: every (method, dataset, cells) of the paper's main comparison beside the published values.
+rule table1:
+    input:
+        runs=table_inputs("table1"),
+        code=code_files("report"),
+    output:
+        csv=report(
+            "results/table1.csv",
+            caption="../report/table1.rst",
+            category="Tables",
+            labels={"table": "Table 1"},
+        ),
+        md="results/table1.md",
+        json="results/table1.json",
+    log:
+        "logs/report/table1.log",
+    benchmark:
+        "logs/benchmarks/report/table1.tsv"
+    conda:
+        "../../envs/metantk-nas.yaml"
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        argv=lambda wildcards: report_args("table1"),
+    script:
+        "../scripts/metantk.py"
+
+
+# Table 2: the ablation (search methods on one dataset) beside the published values.
+rule table2:
+    input:
+        runs=table_inputs("table2"),
+        code=code_files("report"),
+    output:
+        csv=report(
+            "results/table2.csv",
+            caption="../report/table2.rst",
+            category="Tables",
+            labels={"table": "Table 2"},
+        ),
+        md="results/table2.md",
+        json="results/table2.json",
+    log:
+        "logs/report/table2.log",
+    benchmark:
+        "logs/benchmarks/report/table2.tsv"
+    conda:
+        "../../envs/metantk-nas.yaml"
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        argv=lambda wildcards: report_args("table2"),
+    script:
+        "../scripts/metantk.py"
+
+
+# Ablation bars, search cost per method and the pruning traces, as PNG and SVG.
+rule figures:
+    input:
+        runs=table_inputs("table1") + table_inputs("table2"),
+        traces=run_files("search/trace.csv", runs()),
+        code=code_files("report", "search"),
+    output:
+        ablation=report(
+            "results/figures/ablation.svg",
+            caption="../report/ablation.rst",
+            category="Figures",
+            labels={"figure": "ablation"},
+        ),
+        ablation_png="results/figures/ablation.png",
+        cost=report(
+            "results/figures/search_cost.svg",
+            caption="../report/search_cost.rst",
+            category="Figures",
+            labels={"figure": "search cost"},
+        ),
+        cost_png="results/figures/search_cost.png",
+        trace=report(
+            "results/figures/search_trace.svg",
+            caption="../report/search_trace.rst",
+            category="Figures",
+            labels={"figure": "pruning trace"},
+        ),
+        trace_png="results/figures/search_trace.png",
+    log:
+        "logs/report/figures.log",
+    benchmark:
+        "logs/benchmarks/report/figures.tsv"
+    conda:
+        "../../envs/metantk-nas.yaml"
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=4000,
+    params:
+        argv=figures_args,
+    script:
+        "../scripts/metantk.py"
+
+
+# The normal and reduction cell of one run, drawn like Paper Fig. 2.
+rule draw_cells:
+    input:
+        genotype=rules.search.output.genotype,
+        code=code_files("space"),
+    output:
+        normal=report(
+            f"{CELLS}_normal.svg",
+            caption="../report/cells.rst",
+            category="Cells",
+            subcategory="{dataset}, {cells} cells",
+            labels={"method": "{method}", "seed": "{seed}", "cell": "normal"},
+        ),
+        reduce=report(
+            f"{CELLS}_reduce.svg",
+            caption="../report/cells.rst",
+            category="Cells",
+            subcategory="{dataset}, {cells} cells",
+            labels={"method": "{method}", "seed": "{seed}", "cell": "reduction"},
+        ),
+        normal_png=f"{CELLS}_normal.png",
+        reduce_png=f"{CELLS}_reduce.png",
+    log:
+        f"logs/draw_cells/{RUN_LOG}.log",
+    benchmark:
+        f"logs/benchmarks/draw_cells/{RUN_LOG}.tsv"
+    conda:
+        "../../envs/metantk-nas.yaml"
+    threads: 1
+    resources:
+        runtime=10,
+        mem_mb=2000,
+    params:
+        argv=draw_args,
+    script:
+        "../scripts/metantk.py"

@@ -1,0 +1,25 @@
+# Prune the supernet (or draw/load a cell) into one genotype per run.
+rule search:
+    input:
+        store=lambda wildcards: store(wildcards.dataset),
+        code=code_files("search", "kernels", "proxies", "space", "data"),
+    output:
+        genotype=f"{RUN}/search/genotype.json",
+        trace=f"{RUN}/search/trace.csv",
+        summary=f"{RUN}/search/search.json",
+    log:
+        f"logs/search/{RUN_LOG}.log",
+    benchmark:
+        f"logs/benchmarks/search/{RUN_LOG}.tsv"
+    conda:
+        "../../envs/metantk-nas.yaml"
+    threads: 4
+    resources:
+        runtime=360,
+        mem_mb=24000,
+        gpu=1,
+    params:
+        argv=search_args,
+        resume=f"{WORK}/search",
+    script:
+        "../scripts/metantk.py"
