@@ -14,9 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-## The main job: the whole workflow on the embedded glyph dataset (config/config.yaml).
+## The main job: the whole workflow on the embedded glyph dataset (config/config.yaml), then the HTML report.
 run: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local --report results/report.html
 
 ## The test suite.
 test: $(STAMP)

@@ -13,7 +13,7 @@ rule search:
         f"logs/benchmarks/search/{RUN_LOG}.tsv"
     conda:
         "../../envs/metantk-nas.yaml"
-    threads: 4
+    threads: 1
     resources:
         runtime=360,
         mem_mb=24000,

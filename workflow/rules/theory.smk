@@ -15,7 +15,7 @@ rule theory:
         "logs/benchmarks/theory/theory.tsv"
     conda:
         "../../envs/metantk-nas.yaml"
-    threads: 2
+    threads: 1
     resources:
         runtime=60,
         mem_mb=8000,
