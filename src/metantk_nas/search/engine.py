@@ -24,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -396,6 +397,8 @@ def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Pat
     fingerprint = _dataset_fingerprint(train, dataset_dir)
     state = load_state(work, cfg.to_dict(), fingerprint) or SearchState(
         config=cfg.to_dict(), dataset=fingerprint, masks=_masks_to_lists(initial_masks(cfg.ops)))
+    if state.sessions:
+        print(f"resuming from {work} after {state.op_rounds} finished pruning rounds", file=sys.stderr, flush=True)
     state.sessions += 1
     prior_seconds = state.elapsed_seconds
     masks = _masks_from_lists(state.masks)

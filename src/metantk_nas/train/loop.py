@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
         optimizer.load_state_dict(state["optimizer"])
         _set_rng_state(state["rng"], stream)
         start_epoch, history = state["epoch"] + 1, state["history"]
+        print(f"resuming from {ckpt_path} after epoch {state['epoch']}", file=sys.stderr, flush=True)
     forward = torch.compile(model) if cfg.compile else model
 
     # -- the loop ----------------------------------------------------------------------------------
