@@ -5,7 +5,11 @@ peak memory are reported as ratios to one batched forward+backward of the same b
 same subprocess ("floor"). Also times one full MetaNTK evaluation (kernel + assembly + eigenvalues).
 
     python benchmarks/ntk.py                 # C=48, 5 cells, all 7 ops, 30 images at 32×32 and 84×84
-    python benchmarks/ntk.py --quick         # smoke mode: C=16, 6 images at 16×16
+    python benchmarks/ntk.py --quick         # smoke mode: C=16, 10 images at 16×16
+    python benchmarks/ntk.py --sizes 32 --threads 1 --repeats 3   # rounds alternate the backends
+
+With ``--repeats N`` every round runs each backend once, in turn, so load from other users of a shared
+machine spreads over all backends; the summary gives the median and range of each ratio.
 """
 
 from __future__ import annotations
@@ -13,9 +17,9 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import resource
+import statistics
 import sys
 import time
-from pathlib import Path
 
 
 def _peak_bytes(device) -> int:
@@ -92,7 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smoke mode: small supernet, small images")
     parser.add_argument("--sizes", type=int, nargs="+", default=[32, 84])
     parser.add_argument("--outputs", nargs="+", default=["sum"], choices=["sum", "logits"])
-    parser.add_argument("--backends", nargs="+", default=["loop", "opacus", "func"])
+    parser.add_argument("--backends", nargs="+", default=["loop", "opacus", "func", "gram"])
+    parser.add_argument("--repeats", type=int, default=1, help="rounds over all backends (alternating)")
+    parser.add_argument("--no-metantk", action="store_true", help="skip the full MetaNTK evaluation")
     parser.add_argument("--images", type=int, default=30)
     parser.add_argument("--channels", type=int, default=48)
     parser.add_argument("--cells", type=int, default=5)
@@ -107,22 +113,33 @@ def main(argv: list[str] | None = None) -> int:
     from metantk_nas.provenance import collect
 
     rows = []
+    methods = [*args.backends, *([] if args.no_metantk else ["metantk"])]
     for size in args.sizes:
         for output in args.outputs:
             common = {"size": size, "output": output, "images": args.images, "channels": args.channels,
                       "cells": args.cells, "threads": args.threads, "device": args.device}
-            times = {}
-            for backend in [*args.backends, "metantk"]:
-                spec = {**common, "backend": "auto" if backend == "metantk" else backend, "metantk": backend == "metantk"}
-                r = _run(spec)
-                row = {**common, "method": backend, **r, "time_ratio": r["seconds"] / r["floor_s"],
-                       "memory_ratio": r["peak_bytes"] / max(r["floor_peak_bytes"], 1)}
-                rows.append(row)
-                times[backend] = r["seconds"]
-                print(f"{size:>3}px {output:<6} {backend:<8} {r['seconds']:8.2f}s  floor {r['floor_s']:7.2f}s  "
-                      f"time×{row['time_ratio']:5.2f}  mem×{row['memory_ratio']:5.2f}", flush=True)
-            if "func" in times and "opacus" in times:
-                print(f"{size:>3}px {output:<6} func/opacus time ratio {times['func'] / times['opacus']:.2f}")
+            ratios: dict[str, list[float]] = {m: [] for m in methods}
+            seconds: dict[str, list[float]] = {m: [] for m in methods}
+            for repeat in range(args.repeats):
+                for backend in methods:
+                    spec = {**common, "backend": "auto" if backend == "metantk" else backend,
+                            "metantk": backend == "metantk"}
+                    r = _run(spec)
+                    row = {**common, "method": backend, "repeat": repeat, **r, "time_ratio": r["seconds"] / r["floor_s"],
+                           "memory_ratio": r["peak_bytes"] / max(r["floor_peak_bytes"], 1)}
+                    rows.append(row)
+                    ratios[backend].append(row["time_ratio"])
+                    seconds[backend].append(r["seconds"])
+                    print(f"{size:>3}px {output:<6} {backend:<8} {r['seconds']:8.2f}s  floor {r['floor_s']:7.2f}s  "
+                          f"time×{row['time_ratio']:5.2f}  mem×{row['memory_ratio']:5.2f}  peak {r['peak_bytes'] / 2**30:5.2f} GiB",
+                          flush=True)
+            for backend in methods:
+                print(f"{size:>3}px {output:<6} {backend:<8} time/floor median {statistics.median(ratios[backend]):5.2f} "
+                      f"range {min(ratios[backend]):5.2f}–{max(ratios[backend]):5.2f}")
+            for backend in ("func", "gram"):
+                if backend in seconds and "opacus" in seconds:
+                    ratio = statistics.median(seconds[backend]) / statistics.median(seconds["opacus"])
+                    print(f"{size:>3}px {output:<6} {backend}/opacus median time ratio {ratio:.2f}")
     config = {**vars(args), "default_backend": DEFAULT_BACKEND.value}
     write_json(args.out, {"rows": rows, "config": config, "provenance": collect(config, 0)})
     print(f"wrote {args.out}")

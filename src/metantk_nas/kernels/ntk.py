@@ -10,14 +10,15 @@ computed here from the per-sample gradients of one batch. Two output conventions
 * ``"logits"`` — the paper's k-dimensional output; the kernel is kn×kn with rows in
   **sample-major** order: row ``n * k + c`` is logit ``c`` of sample ``n``.
 
-Three interchangeable ways to get the per-sample gradients (they agree to float32 rounding):
+Four interchangeable ways to get the per-sample gradients (they agree to float32 rounding):
 
 >>> result = empirical_ntk(model, images, head=head, backend="func")  # doctest: +SKIP
 >>> result.theta.shape, result.last_layer.shape                           # doctest: +SKIP
 ((30, 30), (30, 30))
 
-Kernel entries are accumulated in float32 (measured-here.md: float64 is 2–3× slower and changes
-the condition number by ≤1.4e-4 relative) and returned as float64 for the MetaNTK algebra.
+Each parameter's (layer's) Gram is computed in float32 (measured-here.md: float64 per-sample gradients
+are 2–3× slower and change the condition number by ≤1.4e-4 relative) and summed into a float64 kernel,
+so the order of the many layer sums does not add float32 rounding; the MetaNTK algebra is float64.
 """
 
 from __future__ import annotations
@@ -31,8 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
-#: Normalisation layers: their affine parameters never enter the kernel (official ``params_types='w'``).
-_NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+from metantk_nas.kernels._gram import NORM_TYPES, gram_kernel
 
 OUTPUTS = ("sum", "logits")
 
@@ -47,6 +47,11 @@ class NtkBackend(str, enum.Enum):
         handle in batch (BatchNorm in training mode).
     FUNC: ``torch.func`` ``vmap`` over ``grad`` (``jacrev`` for logits) of a ``functional_call``, in chunks of
         ``chunk_size`` samples to bound the memory of the vectorised backward.
+    GRAM: one batched forward and backward (k backwards of one retained graph for ``"logits"``) with the
+        parameters' ``requires_grad`` off; hooks turn each Conv2d/Linear layer's input and grad_output into
+        its per-sample gradients and add that layer's Gram to the kernel at once, so only one layer's rows
+        exist at a time (see ``kernels/_gram.py``). Needs samples that do not interact (no batch
+        statistics) and supports Conv2d/Linear weights and biases only; anything else is a ValueError.
     AUTO: the fastest for the device (see :data:`DEFAULT_BACKEND` and ``benchmarks/ntk.py``).
     """
 
@@ -54,11 +59,18 @@ class NtkBackend(str, enum.Enum):
     LOOP = "loop"
     OPACUS = "opacus"
     FUNC = "func"
+    GRAM = "gram"
 
 
-#: Backend used when ``backend="auto"``: ``func`` was the fastest on both CPU and CUDA in
-#: ``benchmarks/ntk.py`` (paper-size supernet, 30 images) while agreeing with ``loop`` to 1e-5.
-DEFAULT_BACKEND = NtkBackend.FUNC
+#: Backend used when ``backend="auto"``: ``gram``. In ``benchmarks/ntk.py`` (paper-size supernet, 30 images
+#: 32×32, "sum", one thread of a shared 2-core CPU, 3 alternating rounds) it took 1.14–1.17× one batched
+#: forward+backward (1.4× against a warmed-up floor measured in-process), opacus 2.9–3.2×, loop 1.5–1.6×,
+#: func ≥ 5×: 2.6× faster than opacus, with peak memory 1.25× the floor's (no R×P matrix; func 3×, opacus 2×).
+#: It agrees with ``loop`` to ≤ 3e-6 relative in both output modes at that size. Its work is the floor's
+#: (the backward without weight gradients, plus per-layer contractions of the same FLOPs and a small Gram),
+#: so nothing ties the ranking to the CPU. Models it cannot handle (kernel parameters in layers other than
+#: Conv2d/Linear) get a ValueError that names the layer and points to ``func``.
+DEFAULT_BACKEND = NtkBackend.GRAM
 
 #: ``func`` chunks hold at most this many input pixels (chunk of 10 at 84×84, all 30 at 32×32):
 #: unchunked vmap at 84×84 was 2.7× the forward+backward floor on the CPU, chunks of 10 were 1.2×.
@@ -126,7 +138,7 @@ def default_parameters(net: nn.Module, probe: torch.Tensor) -> list[tuple[str, n
     selected = []
     for module_name, module in net.named_modules():
         weight = getattr(module, "weight", None)
-        if isinstance(module, _NORM_TYPES) or not isinstance(weight, nn.Parameter):
+        if isinstance(module, NORM_TYPES) or not isinstance(weight, nn.Parameter):
             continue
         if id(weight) in reachable:
             selected.append((f"{module_name}.weight" if module_name else "weight", weight))
@@ -212,10 +224,54 @@ def _opacus_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Param
             p.grad = None
 
 
-_BACKENDS: dict[NtkBackend, Callable[..., None]] = {
-    NtkBackend.LOOP: _loop_rows,
-    NtkBackend.OPACUS: _opacus_rows,
-    NtkBackend.FUNC: _func_rows,
+#: backend(net, x, params, output, chunk_size) -> (theta, last_layer, param_count, n_outputs), float64 kernels
+_KernelFn = Callable[..., tuple[torch.Tensor, torch.Tensor | None, int, int]]
+
+
+def _rows_kernel(fill: Callable[..., None]) -> _KernelFn:
+    """A backend that materialises the rows of every selected parameter, then sums their Grams."""
+
+    def kernel(net: _Outputs, x: torch.Tensor, params: Sequence[nn.Parameter] | None, output: str,
+               chunk_size: int) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
+        with torch.no_grad():
+            n_out = 1 if output == "sum" else net(x[:1]).shape[-1]
+        names = {id(p): name for name, p in net.named_parameters()}
+        if params is None:
+            named = default_parameters(net, x[:1])
+        else:
+            named = []
+            for p in params:
+                if id(p) not in names:
+                    raise ValueError("params must be parameters of model or head")
+                named.append((names[id(p)], p))
+        if not named:
+            raise ValueError("no parameters reach the output: nothing to differentiate")
+        head_name = "head.weight" if net.head is not None and any(n == "head.weight" for n, _ in named) else None
+        n_rows = x.shape[0] * n_out
+        theta = torch.zeros(n_rows, n_rows, dtype=torch.float64, device=x.device)
+        last = torch.zeros_like(theta) if head_name is not None else None
+        rows = {name: torch.empty(n_rows, p.numel(), dtype=torch.float32, device=x.device) for name, p in named}
+        fill(net, x, named, output, rows, chunk_size)
+        for name, block in rows.items():
+            gram = block @ block.T
+            theta += gram
+            if name == head_name:
+                last += gram
+        return theta, last, sum(p.numel() for _, p in named), n_out
+
+    return kernel
+
+
+def _gram(net: _Outputs, x: torch.Tensor, params: Sequence[nn.Parameter] | None, output: str,
+          chunk_size: int) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
+    return gram_kernel(net, x, params, output, net.head)
+
+
+_BACKENDS: dict[NtkBackend, _KernelFn] = {
+    NtkBackend.LOOP: _rows_kernel(_loop_rows),
+    NtkBackend.OPACUS: _rows_kernel(_opacus_rows),
+    NtkBackend.FUNC: _rows_kernel(_func_rows),
+    NtkBackend.GRAM: _gram,
 }
 
 
@@ -244,7 +300,7 @@ def empirical_ntk(
         params: parameters of ``model``/``head`` to differentiate. Default: the official set, ``.weight``
             of every non-normalisation module on the executed path plus the head weight (no biases).
         output: ``"sum"`` (official scalar, n×n) or ``"logits"`` (paper, kn×kn, sample-major rows).
-        backend: ``"auto"``, ``"loop"``, ``"opacus"`` or ``"func"`` (see :class:`NtkBackend`).
+        backend: ``"auto"``, ``"loop"``, ``"opacus"``, ``"func"`` or ``"gram"`` (see :class:`NtkBackend`).
         chunk_size: samples per vectorised chunk for ``func``; default from :data:`DEFAULT_CHUNK_PIXELS`.
 
     Returns:
@@ -268,35 +324,10 @@ def empirical_ntk(
     if inputs.dim() == 4:  # channels_last roughly halves CPU conv time at 84×84 (measured-here.md)
         inputs = inputs.contiguous(memory_format=torch.channels_last)
 
-    names = {id(p): name for name, p in net.named_parameters()}
-    if params is None:
-        named = default_parameters(net, inputs[:1])
-    else:
-        named = []
-        for p in params:
-            if id(p) not in names:
-                raise ValueError("params must be parameters of model or head")
-            named.append((names[id(p)], p))
-    if not named:
-        raise ValueError("no parameters reach the output: nothing to differentiate")
-    head_name = "head.weight" if head is not None and any(name == "head.weight" for name, _ in named) else None
-
-    with torch.no_grad():
-        n_out = 1 if output == "sum" else net(inputs[:1]).shape[-1]
-    n_rows = inputs.shape[0] * n_out
-    device = inputs.device
-    theta = torch.zeros(n_rows, n_rows, dtype=torch.float32, device=device)
-    last = torch.zeros_like(theta) if head_name is not None else None
-    rows = {name: torch.empty(n_rows, p.numel(), dtype=torch.float32, device=device) for name, p in named}
-    _BACKENDS[choice](net, inputs, named, output, rows, chunk_size or _default_chunk(inputs))
-    for name, block in rows.items():
-        gram = block @ block.T
-        theta += gram
-        if name == head_name:
-            last += gram
+    theta, last, count, n_out = _BACKENDS[choice](net, inputs, params, output, chunk_size or _default_chunk(inputs))
     return NTKResult(
-        theta=theta.double().cpu().numpy(),
-        last_layer=None if last is None else last.double().cpu().numpy(),
+        theta=theta.cpu().numpy(),
+        last_layer=None if last is None else last.cpu().numpy(),
         n_outputs=n_out,
-        param_count=sum(p.numel() for _, p in named),
+        param_count=count,
     )

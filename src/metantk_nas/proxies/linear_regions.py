@@ -18,7 +18,9 @@ def activation_codes(model: nn.Module, inputs: torch.Tensor) -> np.ndarray:
     """Bit-packed ReLU patterns (n, ⌈M/8⌉) uint8 of every ``nn.ReLU`` applied to a 4-D tensor.
 
     Runs in train mode under no_grad (BatchNorm uses the batch statistics, as the official counter);
-    the hooks are registered once and removed afterwards, and the model's mode is restored.
+    the hooks are registered once and removed afterwards. One walk of the module tree finds the ReLUs
+    and the modes; the mode is switched (and each module's own mode restored) only when some module is
+    not already training, so the search's thin network, always in train mode, pays no ``train()`` walks.
     """
     captured: list[torch.Tensor] = []
 
@@ -26,16 +28,21 @@ def activation_codes(model: nn.Module, inputs: torch.Tensor) -> np.ndarray:
         if args[0].dim() == 4:
             captured.append((output > 0).flatten(1))
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.ReLU)]
-    was_training = model.training
+    modules = list(model.modules())
+    modes = [m.training for m in modules]
+    switch = not all(modes)
+    handles = [m.register_forward_hook(hook) for m in modules if isinstance(m, nn.ReLU)]
     try:
-        model.train()
+        if switch:
+            model.train()
         with torch.no_grad():
             model(inputs)
     finally:
         for handle in handles:
             handle.remove()
-        model.train(was_training)
+        if switch:
+            for module, mode in zip(modules, modes, strict=True):
+                module.training = mode
     if not captured:
         raise ValueError("the model applies no nn.ReLU to a 4-D tensor: no activation pattern to count")
     bits = torch.cat(captured, dim=1).cpu().numpy()

@@ -26,7 +26,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "output": ("sum", "logits"),
     "pairing": ("official", "paired"),
     "edge_origin": ("stale", "fresh"),
-    "backend": ("auto", "loop", "opacus", "func"),
+    "backend": ("auto", "loop", "opacus", "func", "gram"),
 }
 #: Integer options and their smallest allowed value.
 _MIN_INT: dict[str, int] = {

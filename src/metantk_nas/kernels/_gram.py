@@ -1,0 +1,272 @@
+"""The ``gram`` NTK backend: one batched forward, per-layer per-sample gradients, Gram accumulated layer by layer.
+
+Why it is fast: a batched backward already computes each layer's grad_output for every sample (samples
+are independent when the network has no batch statistics), and the per-sample weight gradient of a
+conv/linear layer is a batched contraction of that grad_output with the layer's input. So the pass
+runs with the parameters' ``requires_grad`` switched off (autograd skips the weight gradients, whose
+cost the contraction replaces), a tensor hook on each layer's output turns grad_output into the
+layer's rows G_l (R × P_l) and adds G_l G_lᵀ to a float64 kernel at once. Only one layer's rows exist
+at a time, instead of the R × P matrix of the other backends.
+
+Which parameters enter the kernel is decided by the pass itself: a layer whose output never
+receives a gradient (a removed op that did not run, the model's own classifier when a head is used)
+contributes nothing and is not counted, exactly like the executed-path rule of
+:func:`metantk_nas.kernels.ntk.default_parameters`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Layers whose per-sample gradients have a closed form here.
+SUPPORTED = (nn.Conv2d, nn.Linear)
+
+#: Normalisation layers: their affine parameters never enter the kernel (official ``params_types='w'``).
+NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
+
+_Rows = dict[str, torch.Tensor]  # parameter attribute ("weight"/"bias") -> (n, numel) rows
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """(n, C, H, W) → (n, C, H·W), a view for contiguous and channels_last tensors alike."""
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1).flatten(1, 2).transpose(1, 2)
+    return t.reshape(t.shape[0], t.shape[1], -1)
+
+
+def _conv_rows(conv: nn.Conv2d, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _Rows:
+    """Per-sample gradients of a 2-D convolution (any kernel, stride, dilation, zero padding, groups).
+
+    Depthwise layers (one input and one output channel per group) go one kernel offset (i, j) at a time:
+    an elementwise product of grad_output with the strided window of the padded input that the offset saw,
+    summed over space (10× faster than unfold + batched matrix-vector products, and no kh·kw-fold copy).
+    Other layers contract grad_output with the unfolded input in one batched matrix product per group.
+    """
+    n, groups = act.shape[0], conv.groups
+    rows: _Rows = {}
+    if "weight" in attrs:
+        padding = (0, 0) if conv.padding == "valid" else conv.padding
+        if conv.padding_mode != "zeros" or isinstance(padding, str):
+            raise ValueError(
+                f"gram backend: Conv2d with padding={conv.padding!r}, padding_mode={conv.padding_mode!r} is not "
+                "supported (zero padding given as numbers only); use backend='func'"
+            )
+        (kh, kw), (sh, sw), (dh, dw) = conv.kernel_size, conv.stride, conv.dilation
+        c_out, c_in = conv.out_channels // groups, conv.in_channels // groups  # per group
+        if c_out == c_in == 1:
+            if padding != (0, 0):
+                act = F.pad(act, (padding[1], padding[1], padding[0], padding[0]))
+            height, width = grad_out.shape[2:]
+            weight = act.new_empty(n, groups, kh, kw)
+            for i in range(kh):
+                for j in range(kw):
+                    window = act[:, :, i * dh : i * dh + sh * (height - 1) + 1 : sh, j * dw : j * dw + sw * (width - 1) + 1 : sw]
+                    weight[:, :, i, j] = (window * grad_out).sum((2, 3))
+        else:
+            if (kh, kw) == (1, 1) and padding == (0, 0):
+                patches = _flat(act[:, :, ::sh, ::sw])  # (n, C_in, L)
+            else:
+                patches = F.unfold(act, (kh, kw), (dh, dw), padding, (sh, sw))  # (n, C_in·kh·kw, L)
+            length = patches.shape[-1]
+            weight = torch.matmul(
+                _flat(grad_out).reshape(n, groups, c_out, length),
+                patches.reshape(n, groups, -1, length).transpose(-1, -2),
+            )  # (n, G, C_out/G, C_in/G·kh·kw)
+        rows["weight"] = weight.reshape(n, -1)  # the weight's own (C_out, C_in/G, kh, kw) order
+    if "bias" in attrs:
+        rows["bias"] = _flat(grad_out).sum(-1)
+    return rows
+
+
+def _linear_rows(linear: nn.Linear, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _Rows:
+    """Per-sample gradients of a linear layer applied to (n, ..., in_features)."""
+    n = act.shape[0]
+    go = grad_out.reshape(n, -1, linear.out_features)
+    rows: _Rows = {}
+    if "weight" in attrs:
+        rows["weight"] = torch.bmm(go.transpose(1, 2), act.reshape(n, -1, linear.in_features)).reshape(n, -1)
+    if "bias" in attrs:
+        rows["bias"] = go.sum(1)
+    return rows
+
+
+def _rows(module: nn.Module, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _Rows:
+    if isinstance(module, nn.Conv2d):
+        return _conv_rows(module, act, grad_out, attrs)
+    return _linear_rows(module, act, grad_out, attrs)
+
+
+class _Layer:
+    """One kernel layer during the pass: its activations per call and its rows per output component."""
+
+    def __init__(self, name: str, module: nn.Module, attrs: tuple[str, ...], last: bool, acc: "_Accumulator"):
+        self.name, self.module, self.attrs, self.last, self.acc = name, module, attrs, last, acc
+        self.calls: list[tuple[torch.Tensor | None, int]] = []  # (input activation, its version at the call)
+        self.reached = False  # a gradient arrived: the layer is on the path to the output
+        self.current: _Rows | None = None  # rows of this pass, summed over calls
+        self.passes: list[_Rows | torch.Tensor | None] = []  # per finished pass: rows, a deferred grad_output, or nothing
+        self.numel = sum(getattr(module, a).numel() for a in attrs)
+
+    def forward_hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
+        if not torch.is_grad_enabled():
+            return
+        if not output.requires_grad:
+            raise ValueError(
+                f"gram backend: the output of {self.name!r} does not depend on the inputs, so its per-sample "
+                "gradients are not seen by this backend; use backend='func'"
+            )
+        act = args[0].detach()
+        self.calls.append((act, act._version))
+        output.register_hook(partial(self._grad_hook, len(self.calls) - 1))
+
+    def _grad_hook(self, call: int, grad_out: torch.Tensor) -> None:
+        act, version = self.calls[call]
+        self.reached = True
+        if act._version != version:
+            raise ValueError(f"gram backend: the input of {self.name!r} was modified in place after the layer ran")
+        single = len(self.calls) == 1
+        if single and self.acc.n_passes == 1:  # the common case: the layer's Gram now, rows freed at once
+            self.acc.add(self, _rows(self.module, act, grad_out, self.attrs))
+            self.calls[call] = (None, version)  # the activation is no longer needed
+            return
+        if single and grad_out[0].numel() < self.numel:  # keep the smaller of grad_output and rows until the last pass
+            self.current = grad_out
+            return
+        rows = _rows(self.module, act, grad_out, self.attrs)
+        self.current = rows if self.current is None else {a: self.current[a] + rows[a] for a in rows}
+
+    def end_pass(self) -> None:
+        """Close one backward pass; after the last one, add the kn×kn block of this layer."""
+        if self.acc.n_passes == 1:
+            if self.current is not None:
+                self.acc.add(self, self.current)
+            self.current = None
+            return
+        self.passes.append(self.current)
+        self.current = None
+        if len(self.passes) < self.acc.n_passes or all(p is None for p in self.passes):
+            return
+        act = self.calls[0][0]
+        per_pass = [_rows(self.module, act, p, self.attrs) if isinstance(p, torch.Tensor) else p for p in self.passes]
+        shapes = next(p for p in per_pass if p is not None)
+        per_pass = [p if p is not None else {a: torch.zeros_like(r) for a, r in shapes.items()} for p in per_pass]
+        n = act.shape[0]
+        self.acc.add(self, {a: torch.stack([p[a] for p in per_pass], 1).reshape(n * len(per_pass), -1) for a in shapes})
+        self.passes, self.calls = [], []
+
+
+class _Accumulator:
+    """float64 kernels, fed one layer's float32 Gram at a time."""
+
+    def __init__(self, n_samples: int, with_last: bool, device: torch.device):
+        self.n_samples, self.with_last, self.device = n_samples, with_last, device
+        self.n_passes = 0
+        self.theta = self.last = None
+
+    def start(self, n_out: int) -> int:
+        """Allocate the (n·k)² kernels once the forward has shown k; returns the number of backward passes."""
+        self.n_passes = n_out
+        n_rows = self.n_samples * n_out
+        self.theta = torch.zeros(n_rows, n_rows, dtype=torch.float64, device=self.device)
+        self.last = torch.zeros_like(self.theta) if self.with_last else None
+        return n_out
+
+    def add(self, layer: _Layer, rows: _Rows) -> None:
+        for attr, block in rows.items():
+            gram = block @ block.T
+            self.theta += gram
+            if layer.last and attr == "weight":
+                self.last += gram
+
+
+def _unsupported_hook(name: str, module: nn.Module, args: tuple, output) -> None:
+    """Forward hook of a weighted layer without a closed form: fail as soon as a gradient reaches it."""
+
+    def fail(grad: torch.Tensor) -> None:
+        raise ValueError(
+            f"gram backend: {name!r} ({type(module).__name__}) has kernel parameters but only "
+            f"{', '.join(t.__name__ for t in SUPPORTED)} are supported; use backend='func'"
+        )
+
+    outputs = output if isinstance(output, (tuple, list)) else (output,)
+    for out in outputs:
+        if isinstance(out, torch.Tensor) and out.requires_grad:
+            out.register_hook(fail)
+
+
+def _targets(net: nn.Module, params: Sequence[nn.Parameter] | None) -> dict[str, tuple[nn.Module, tuple[str, ...]]]:
+    """module name → (module, kernel attributes). Default: ``weight`` of every non-normalisation layer."""
+    owners = {}
+    for name, module in net.named_modules():
+        for attr, p in module.named_parameters(recurse=False):
+            owners[id(p)] = (name, module, attr)
+    targets: dict[str, tuple[nn.Module, tuple[str, ...]]] = {}
+    if params is None:
+        for name, module in net.named_modules():
+            weight = getattr(module, "weight", None)
+            if not isinstance(module, NORM_TYPES) and isinstance(weight, nn.Parameter) and weight.requires_grad:
+                targets[name] = (module, ("weight",))
+        return targets
+    for p in params:
+        if id(p) not in owners:
+            raise ValueError("params must be parameters of model or head")
+        name, module, attr = owners[id(p)]
+        if not isinstance(module, SUPPORTED) or attr not in ("weight", "bias"):
+            raise ValueError(
+                f"gram backend: parameter {name}.{attr} ({type(module).__name__}) is not a weight or bias of "
+                f"{' or '.join(t.__name__ for t in SUPPORTED)}; use backend='func'"
+            )
+        attrs = targets.get(name, (module, ()))[1]
+        targets[name] = (module, attrs if attr in attrs else (*attrs, attr))
+    return targets
+
+
+def gram_kernel(net: nn.Module, inputs: torch.Tensor, params: Sequence[nn.Parameter] | None, output: str,
+                last_module: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
+    """Θ and the kernel of ``last_module.weight`` (float64 (R, R) tensors), the number of scalar parameters
+    summed over and the outputs per sample. ``net(x)`` returns (n, k) logits; ``"sum"`` takes one backward
+    of Σ_n Σ_c z_c(x_n), ``"logits"`` k backwards of Σ_n z_c(x_n) through one retained graph."""
+    targets = _targets(net, params)
+    with_last = last_module is not None and "weight" in next(
+        (attrs for m, attrs in targets.values() if m is last_module), ()
+    )
+    acc = _Accumulator(inputs.shape[0], with_last, inputs.device)
+    layers = [_Layer(name, m, attrs, m is last_module, acc) for name, (m, attrs) in targets.items()]
+    flags = [(p, p.requires_grad) for p in net.parameters()]
+    handles = []
+    try:
+        for p, _ in flags:
+            p.requires_grad_(False)
+        for layer in layers:
+            if isinstance(layer.module, SUPPORTED):
+                handles.append(layer.module.register_forward_hook(layer.forward_hook))
+            else:
+                handles.append(layer.module.register_forward_hook(partial(_unsupported_hook, layer.name)))
+        x = inputs.detach().requires_grad_(True)
+        with torch.enable_grad():
+            logits = net(x)
+            n_out = 1 if output == "sum" else logits.shape[-1]
+            n_passes = acc.start(n_out)
+            for c in range(n_passes):
+                target = logits.sum() if output == "sum" else logits[:, c].sum()
+                torch.autograd.grad(target, x, retain_graph=c + 1 < n_passes)
+                for layer in layers:
+                    layer.end_pass()
+    finally:
+        for handle in handles:
+            handle.remove()
+        for p, flag in flags:
+            p.requires_grad_(flag)
+    reached = [layer for layer in layers if layer.reached]
+    if params is None:
+        count = sum(layer.numel for layer in reached)
+    else:
+        count = sum(p.numel() for p in params)
+    if not reached:
+        raise ValueError("no parameters reach the output: nothing to differentiate")
+    return acc.theta, acc.last, count, n_out
