@@ -31,7 +31,6 @@ def glyph_store(tmp_path_factory):
     return write_store(root / "small", "glyphs-small", "glyphs", splits, {})
 
 
-@pytest.mark.slow
 def test_trained_network_is_far_above_chance_on_glyphs(glyph_store, tmp_path):
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -55,8 +55,7 @@ def test_backends_agree_on_small_supernet(output):
     assert ref.theta.shape == ((4, 4) if output == "sum" else (12, 12))
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("output", ["sum", "logits"])
+@pytest.mark.parametrize("output", ["sum", pytest.param("logits", marks=pytest.mark.slow)])
 def test_backends_agree_on_full_size_supernet(output):
     """Acceptance 1 at paper size (C=48, 5 cells, 30 images 32×32): minutes on a 2-core CPU, ~10 GiB.
 

@@ -38,3 +38,11 @@ def test_figures_need_ablation_runs(tmp_path, capsys):
     assert main(["report", "figures", "--runs", str(run), "--ablation-dataset", "mini",
                  "--out", str(tmp_path / "f")]) == 1
     assert "no ablation runs" in capsys.readouterr().err
+
+
+def test_round_series_accepts_linear_regions_traces_without_condition_numbers():
+    """A ``linear-regions`` search writes empty condition-number cells (ΔC ≡ 0)."""
+    rows = [{"round": "0", "cond_origin": "", "regions_origin": "101"},
+            {"round": "0", "cond_origin": "", "regions_origin": "103"}]
+    [(round_index, cond, regions)] = round_series(rows)
+    assert round_index == 0 and cond != cond and regions == pytest.approx(102.0)

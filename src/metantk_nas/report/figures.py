@@ -106,6 +106,11 @@ def search_cost_figure(runs: Sequence[RunResult], out_dir: str | Path) -> list[P
     return _save(figure, Path(out_dir), "search_cost")
 
 
+def _number(text: str) -> float:
+    """A trace cell as a float; empty cells (no condition number for ``linear-regions``) are NaN."""
+    return float(text) if text.strip() else math.nan
+
+
 def round_series(trace: Sequence[Mapping[str, str]]) -> list[tuple[int, float, float]]:
     """Per pruning round of a ``trace.csv``: (round, mean origin condition number, mean origin region count).
 
@@ -115,7 +120,7 @@ def round_series(trace: Sequence[Mapping[str, str]]) -> list[tuple[int, float, f
     by_round: dict[int, tuple[list[float], list[float]]] = {}
     for row in trace:
         conds, regions = by_round.setdefault(int(row["round"]), ([], []))
-        cond, region = float(row["cond_origin"]), float(row["regions_origin"])
+        cond, region = _number(row["cond_origin"]), _number(row["regions_origin"])
         if math.isfinite(cond):
             conds.append(cond)
         if math.isfinite(region):
