@@ -113,3 +113,22 @@ def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def read_yaml_section(path: str | os.PathLike, section: str) -> dict[str, Any]:
+    """The ``section`` mapping of a YAML config file, or the whole file when it has no such section.
+
+    Lets every CLI take either a stage file (flat keys) or a whole workflow-style config.
+    """
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: config file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise ValueError(f"{path}: not valid YAML ({error})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a mapping of {section} options, got {type(data).__name__}")
+    return dict(data[section]) if isinstance(data.get(section), dict) else dict(data)

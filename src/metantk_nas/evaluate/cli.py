@@ -39,9 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     from metantk_nas.evaluate.config import EvalConfig
     from metantk_nas.evaluate.fewshot import evaluate
-    from metantk_nas.train.cli import _config_file
+    from metantk_nas.io import read_yaml_section
 
-    values = _config_file(args.config, "evaluate") if args.config else {}
+    values = read_yaml_section(args.config, "evaluate") if args.config else {}
     for flag, key in _OVERRIDES.items():
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)

@@ -23,31 +23,16 @@ _FLAGS: dict[str, str] = {
 }
 
 
-def _read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
-
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: config file not found")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from None
-    if isinstance(data, dict) and isinstance(data.get("search"), dict):
-        data = data["search"]
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a mapping of search options, got {type(data).__name__}")
-    return data
-
-
 def build_config(args: argparse.Namespace):
     """The resolved :class:`SearchConfig` of parsed arguments."""
+    from metantk_nas.io import read_yaml_section
     from metantk_nas.search.config import SearchConfig
     from metantk_nas.search.methods import paper_settings
 
     values: dict[str, Any] = {}
     source = "command line"
     if args.config is not None:
-        values.update(_read_yaml(Path(args.config)))
+        values.update(read_yaml_section(args.config, "search"))
         source = f"{args.config} + command line"
     given = {key: getattr(args, flag) for flag, key in _FLAGS.items() if getattr(args, flag) is not None}
     if args.preset is not None:

@@ -9,11 +9,10 @@ from __future__ import annotations
 import dataclasses
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import yaml
 
+from metantk_nas.io import read_yaml_section
 from metantk_nas.theory.mlp import ACTIVATIONS
 
 
@@ -88,12 +87,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any]
     """
     values: dict[str, Any] = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: theory config file not found")
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{path}: expected a mapping of theory settings, got {type(loaded).__name__}")
+        loaded = read_yaml_section(path, "theory")
         unknown = sorted(set(loaded) - _FIELDS)
         if unknown:
             raise ValueError(f"{path}: unknown theory settings {unknown}; expected some of {sorted(_FIELDS)}")

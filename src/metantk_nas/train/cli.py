@@ -36,11 +36,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from metantk_nas.io import read_yaml_section
     from metantk_nas.space import load_genotype
     from metantk_nas.train.config import TrainConfig
     from metantk_nas.train.loop import train
 
-    values = _config_file(args.config, "train") if args.config else {}
+    values = read_yaml_section(args.config, "train") if args.config else {}
     for flag, key in _OVERRIDES.items():
         if getattr(args, flag) is not None:
             values[key] = getattr(args, flag)
@@ -55,21 +56,3 @@ def _run(args: argparse.Namespace) -> int:
                        progress=not args.no_progress)
     print(model_path)
     return 0
-
-
-def _config_file(path: str, section: str) -> dict:
-    """Keys of ``section`` in a YAML file (or the whole file when it has no such section)."""
-    from pathlib import Path
-
-    import yaml
-
-    file = Path(path)
-    if not file.is_file():
-        raise FileNotFoundError(f"{file}: config file not found")
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{file}: not valid YAML ({error})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{file}: expected a mapping at the top level")
-    return dict(data[section]) if isinstance(data.get(section), dict) else dict(data)
