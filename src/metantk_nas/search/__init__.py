@@ -5,8 +5,7 @@ Names are imported lazily so that ``metantk-nas --help`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from metantk_nas._lazy import lazy_getattr
 
 _EXPORTS = {
     "SearchConfig": "config",
@@ -26,7 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

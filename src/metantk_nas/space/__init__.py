@@ -6,8 +6,7 @@ importing torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from metantk_nas._lazy import lazy_getattr
 
 _EXPORTS = {
     "PRIMITIVES": "primitives",
@@ -32,7 +31,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)
