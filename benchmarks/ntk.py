@@ -1,8 +1,10 @@
 """Benchmark of the empirical-NTK backends on the paper-size search supernet.
 
-Each measurement runs in a fresh subprocess (so ``ru_maxrss`` is that backend's own peak); time and
-peak memory are reported as ratios to one batched forward+backward of the same batch measured in the
-same subprocess ("floor"). Also times one full MetaNTK evaluation (kernel + assembly + eigenvalues).
+Each backend runs in a fresh subprocess (so ``ru_maxrss`` is that backend's own peak); time and peak
+memory are reported as ratios to one batched forward+backward of the same batch measured in the same
+subprocess ("floor"). Timing is warm and alternating: the floor and the backend each run once untimed
+(allocator, oneDNN primitives, Opacus hooks), then ``--timed`` times in turn; the medians are compared.
+Also times one full MetaNTK evaluation (kernel + assembly + eigenvalues).
 
     python benchmarks/ntk.py                 # C=48, 5 cells, all 7 ops, 30 images at 32×32 and 84×84
     python benchmarks/ntk.py --quick         # smoke mode: C=16, 10 images at 16×16
@@ -31,7 +33,7 @@ def _peak_bytes(device) -> int:
 
 
 def _measure(spec: dict, queue) -> None:
-    """Subprocess body: floor, then one backend (or the full MetaNTK), with time and peak-memory deltas."""
+    """Subprocess body: warm, alternating floor and backend (or full MetaNTK) timings, and peak-memory deltas."""
     import numpy as np
     import torch
 
@@ -50,31 +52,45 @@ def _measure(spec: dict, queue) -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    base = _peak_bytes(device)
     x = images.contiguous(memory_format=torch.channels_last)
-    start = time.perf_counter()
-    features, _ = model(x)
-    head(features).sum().backward()
-    sync()
-    floor_s = time.perf_counter() - start
-    floor_peak = _peak_bytes(device) - base
-    model.zero_grad(set_to_none=True)
-    head.zero_grad(set_to_none=True)
-    del features
 
-    start = time.perf_counter()
-    result = empirical_ntk(model, images, head=head, output=spec["output"], backend=spec["backend"])
-    if spec["metantk"]:
-        n_tasks = spec["images"] // 10
-        phi = meta_ntk(result.theta, result.last_layer, TaskLayout(n_tasks, 5, 5, result.n_outputs))
-        condition_number(phi)
-    sync()
-    seconds = time.perf_counter() - start
+    def floor() -> float:
+        start = time.perf_counter()
+        features, _ = model(x)
+        head(features).sum().backward()
+        sync()
+        seconds = time.perf_counter() - start
+        model.zero_grad(set_to_none=True)
+        head.zero_grad(set_to_none=True)
+        return seconds
+
+    def backend() -> tuple[float, object]:
+        start = time.perf_counter()
+        result = empirical_ntk(model, images, head=head, output=spec["output"], backend=spec["backend"])
+        if spec["metantk"]:
+            n_tasks = spec["images"] // 10
+            phi = meta_ntk(result.theta, result.last_layer, TaskLayout(n_tasks, 5, 5, result.n_outputs))
+            condition_number(phi)
+        sync()
+        return time.perf_counter() - start, result
+
+    base = _peak_bytes(device)
+    floor()  # warm-up, and the floor's peak memory
+    floor_peak = _peak_bytes(device) - base
+    _, result = backend()  # warm-up, and the backend's peak memory
+    peak = _peak_bytes(device) - base
+    floor_times, backend_times = [], []
+    for _ in range(spec["timed"]):
+        floor_times.append(floor())
+        backend_times.append(backend()[0])
+    floor_s, seconds = statistics.median(floor_times), statistics.median(backend_times)
     queue.put({
         "floor_s": floor_s,
         "floor_peak_bytes": floor_peak,
         "seconds": seconds,
-        "peak_bytes": _peak_bytes(device) - base,
+        "peak_bytes": peak,
+        "floor_times": floor_times,
+        "backend_times": backend_times,
         "theta_trace": float(np.trace(result.theta)),
         "param_count": result.param_count,
     })
@@ -98,6 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--outputs", nargs="+", default=["sum"], choices=["sum", "logits"])
     parser.add_argument("--backends", nargs="+", default=["loop", "opacus", "func", "gram"])
     parser.add_argument("--repeats", type=int, default=1, help="rounds over all backends (alternating)")
+    parser.add_argument("--timed", type=int, default=3, help="warm floor/backend timings per subprocess (median)")
     parser.add_argument("--no-metantk", action="store_true", help="skip the full MetaNTK evaluation")
     parser.add_argument("--images", type=int, default=30)
     parser.add_argument("--channels", type=int, default=48)
@@ -117,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         for output in args.outputs:
             common = {"size": size, "output": output, "images": args.images, "channels": args.channels,
-                      "cells": args.cells, "threads": args.threads, "device": args.device}
+                      "cells": args.cells, "threads": args.threads, "device": args.device, "timed": args.timed}
             ratios: dict[str, list[float]] = {m: [] for m in methods}
             seconds: dict[str, list[float]] = {m: [] for m in methods}
             for repeat in range(args.repeats):

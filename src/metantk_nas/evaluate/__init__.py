@@ -1,16 +1,21 @@
-"""Few-shot evaluation of trained networks (Paper §6.1, reference §6.3)."""
+"""Few-shot evaluation of trained networks (Paper §6.1, reference §6.3).
 
+Names other than ``EvalConfig`` import torch/scipy and are loaded lazily, keeping the CLI light.
+"""
+
+from __future__ import annotations
+
+from metantk_nas._lazy import lazy_getattr
 from metantk_nas.evaluate.config import EvalConfig
 
-__all__ = ["EvalConfig", "evaluate", "fit_logreg_batched", "fit_predict", "mean_ci95"]
+_EXPORTS = {
+    "evaluate": "fewshot",
+    "fit_logreg_batched": "logreg",
+    "fit_predict": "classifiers",
+    "fold_batchnorm": "inference",
+    "mean_ci95": "stats",
+}
 
+__all__ = sorted(["EvalConfig", *_EXPORTS])
 
-def __getattr__(name: str):
-    # These import torch / scipy; keep `import metantk_nas.evaluate` light.
-    import importlib
-
-    modules = {"evaluate": "fewshot", "fit_logreg_batched": "logreg", "fit_predict": "classifiers",
-               "mean_ci95": "stats"}
-    if name in modules:
-        return getattr(importlib.import_module(f"metantk_nas.evaluate.{modules[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -31,7 +31,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
     parser.add_argument("--batch-size", type=int, help="images per forward pass")
-    parser.add_argument("--amp", action="store_true", help="bf16 autocast for the features on CUDA")
+    parser.add_argument("--amp", action="store_true",
+                        help="bf16 autocast for the features (CUDA, or a CPU with native bf16)")
     parser.add_argument("--no-progress", action="store_true")
     parser.set_defaults(func=_run)
 

@@ -36,8 +36,8 @@ class EvalConfig:
     # system
     seed: int = 0
     device: str = "auto"
-    batch_size: int = 512  # images per forward pass
-    amp: bool = False  # bf16 autocast for feature extraction on CUDA (off: float32 features as the official code)
+    batch_size: int = 128  # images per forward pass (larger only helps on a GPU)
+    amp: bool = False  # bf16 autocast for the features (CUDA or a bf16 CPU; off: float32 as the official code)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shots", tuple(self.shots))

@@ -2,7 +2,8 @@
 
 Why it is fast: every test image's un-augmented feature is computed once (the *query bank*) and
 indexed by all tasks; only the augmented support copies are forwarded per task, many tasks per
-forward pass. Each task's augmentation draws from its own generator seeded by ``(seed, shot, task)``,
+forward pass, through an inference copy of the network with BatchNorm folded into the convolutions
+(and optionally in bf16). Each task's augmentation draws from its own generator seeded by ``(seed, shot, task)``,
 so features do not depend on the batch size or on which other tasks share a batch.
 """
 
@@ -16,6 +17,7 @@ import torch.nn as nn
 
 from metantk_nas.data.episodes import Task
 from metantk_nas.data.transforms import normalize, rfs_train_augment, to_tensor
+from metantk_nas.evaluate.inference import fold_batchnorm
 from metantk_nas.seeding import derive_seed
 from metantk_nas.train.batches import gather
 
@@ -24,22 +26,22 @@ class FeatureExtractor:
     """Wraps a trained network: normalised images in, L2-normalised features (float32, CPU) out.
 
     Args:
-        model: a network with ``forward_features``; put in eval mode (BN running stats, no drop path).
+        model: a network with ``forward_features``; an eval-mode copy with BatchNorm folded is used
+            (BN running statistics, no drop path), the model itself is left untouched.
         mean, std: the normalisation the network was trained with ([0, 1] units).
         device: where images are augmented and forwarded.
-        batch_size: images per forward pass.
-        amp: bf16 autocast on CUDA.
+        batch_size: images per forward pass (on a CPU ~128 keeps activations in cache; larger is slower).
+            Images go through in channels_last, also on the CPU, where it is ~1.7× faster than NCHW here.
+        amp: bf16 autocast (CUDA, or a CPU with native bf16 such as AVX512-BF16/AMX; elsewhere slow).
     """
 
     def __init__(self, model: nn.Module, mean: Sequence[float], std: Sequence[float], device: torch.device,
-                 batch_size: int = 512, amp: bool = False) -> None:
-        self.model = model.eval()
+                 batch_size: int = 128, amp: bool = False) -> None:
+        self.model = fold_batchnorm(model)
         self.mean, self.std = list(mean), list(std)
         self.device, self.batch_size = device, batch_size
-        self.amp = amp and device.type == "cuda"
-        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
-        if device.type == "cuda":
-            self.model.to(memory_format=self.memory_format)
+        self.amp = amp
+        self.model.to(memory_format=torch.channels_last)
 
     @torch.inference_mode()
     def embed(self, x01: torch.Tensor) -> torch.Tensor:
@@ -48,7 +50,7 @@ class FeatureExtractor:
         for start in range(0, len(x01), self.batch_size):
             x = normalize(x01[start:start + self.batch_size], self.mean, self.std)
             with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.amp):
-                f = self.model.forward_features(x.contiguous(memory_format=self.memory_format)).float()
+                f = self.model.forward_features(x.contiguous(memory_format=torch.channels_last)).float()
             out.append(f / f.norm(dim=1, keepdim=True))  # the official x/‖x‖₂ (no epsilon)
         return torch.cat(out).cpu()
 
