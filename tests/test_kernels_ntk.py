@@ -11,7 +11,7 @@ from torch import nn
 from _kernels_helpers import single_thread
 
 from metantk_nas.kernels import empirical_ntk, make_head, metantk_condition, ntk_condition
-from metantk_nas.kernels._gram import gram_kernel
+from metantk_nas.kernels._gram import _conv_rows, gram_kernel
 from metantk_nas.kernels.ntk import _Outputs, default_parameters
 from metantk_nas.space import SearchSupernet
 
@@ -65,6 +65,17 @@ def test_backends_agree_on_full_size_supernet(output):
     images = torch.randn(30, 3, 32, 32, generator=torch.Generator().manual_seed(1))
     head = make_head(model.num_features, 5, torch.Generator().manual_seed(2))
     _assert_backends_agree(model, images, head, output, func_chunk=5)
+
+
+@pytest.mark.parametrize("backend", ["gram", "opacus"])
+def test_nchw_and_channels_last_give_the_same_kernel(backend):
+    """``channels_last=False`` runs the batch NCHW; opacus runs either (its conv sampler gets NCHW copies)."""
+    model = _supernet(16)
+    images = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    head = make_head(model.num_features, 3, torch.Generator().manual_seed(2))
+    nchw = empirical_ntk(model, images, head=head, backend=backend, channels_last=False)
+    channels_last = empirical_ntk(model, images, head=head, backend=backend)
+    assert _relative(channels_last.theta, nchw.theta) <= 1e-5
 
 
 def test_default_parameters_are_official_weights_only():
@@ -137,13 +148,15 @@ def test_make_head_reproducible_default_init():
 
 
 class _LayerZoo(nn.Module):
-    """Every layer form the gram backend handles: strided dilated dense conv with bias, grouped conv whose
+    """Every layer form the gram backend handles: strided dilated dense conv with bias, a stride-1 dense conv
+    with an asymmetric dilated kernel (the shifted-window path), grouped conv whose
     output is rectified in place, a 1×1 conv called twice (shared weight), a strided (1, 3) depthwise conv,
     a Linear on (n, L, d) tokens, then a Linear head; returns (features, logits)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.dense = nn.Conv2d(3, 4, 3, stride=2, padding=2, dilation=2)
+        self.shifted = nn.Conv2d(4, 4, (3, 2), padding=(2, 1), dilation=(2, 1))
         self.grouped = nn.Conv2d(4, 6, 3, padding=1, groups=2, bias=False)
         self.shared = nn.Conv2d(6, 6, 1, bias=False)
         self.depthwise = nn.Conv2d(6, 6, (1, 3), stride=(1, 2), padding=(0, 1), groups=6)
@@ -153,11 +166,41 @@ class _LayerZoo(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = torch.relu(self.dense(x))
-        h = torch.relu_(self.grouped(h))
+        h = torch.relu_(self.grouped(torch.relu(self.shifted(h))))
         h = self.shared(torch.relu(self.shared(h)))
         h = self.norm(self.depthwise(h))
         features = torch.tanh(self.tokens(h.flatten(2).transpose(1, 2))).mean(1)
         return features, self.out(features)
+
+
+@pytest.mark.parametrize(
+    "conv",
+    [
+        nn.Conv2d(5, 4, (3, 2), padding=(2, 1), dilation=(2, 1)),  # shifted windows
+        nn.Conv2d(5, 4, (5, 1), padding=(2, 0)),  # shifted windows (FacConv's second conv)
+        nn.Conv2d(5, 4, (1, 5), padding=(0, 2)),  # too much row padding at width 6: unfold
+        nn.Conv2d(5, 4, 3, stride=2, padding=1),  # strided: unfold
+        nn.Conv2d(6, 4, 3, padding=1, groups=2),  # grouped: unfold
+        nn.Conv2d(5, 5, 3, padding=1, groups=5),  # depthwise: window products
+        nn.Conv2d(5, 4, 1, stride=2),  # strided 1×1
+    ],
+    ids=["shifted-dilated", "shifted-5x1", "unfold-1x5", "strided", "grouped", "depthwise", "pointwise"],
+)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_conv_rows_give_the_gram_of_per_sample_gradients(conv, layout):
+    """Each path of the closed form, layer by layer (a whole network's kernel can hide one layer's error)."""
+    torch.manual_seed(5)
+    memory_format = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    act = torch.randn(4, conv.in_channels, 7, 6).contiguous(memory_format=memory_format)
+    grad_out = torch.randn_like(conv(act)).contiguous(memory_format=memory_format)
+    per_sample = torch.stack([
+        torch.autograd.grad((conv(act[n : n + 1]) * grad_out[n : n + 1]).sum(), conv.weight)[0].reshape(-1)
+        for n in range(len(act))
+    ])
+    rows = _conv_rows(conv, act, grad_out, ("weight", "bias"))
+    gram = (rows["weight"] @ rows["weight"].T).double().numpy()
+    assert _relative(gram, (per_sample @ per_sample.T).double().numpy()) <= 1e-6
+    assert torch.allclose(rows["bias"], grad_out.sum((2, 3)))
 
 
 @pytest.mark.parametrize("output", ["sum", "logits"])

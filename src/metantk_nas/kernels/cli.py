@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--lam-tau", type=float, default=math.inf, help="λτ; inf or >= 1000 drops the exponential")
     parser.add_argument("--reg", type=float, default=1e-3, help="ρ added inside the pseudo-inverse")
     parser.add_argument("--output", choices=("sum", "logits"), default="sum")
-    parser.add_argument("--backend", choices=("auto", "loop", "opacus", "func"), default="auto")
+    parser.add_argument("--backend", choices=("auto", "gram", "loop", "opacus", "func"), default="auto")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--tasks", type=int, default=3, help="tasks per MetaNTK batch (official dartsbs)")
     parser.add_argument("--images", type=int, default=30, help="images for --kernel ntk")

@@ -43,7 +43,8 @@ class NtkBackend(str, enum.Enum):
     LOOP: one forward and backward per sample (per sample and logit in ``"logits"`` mode). The reference:
         obviously exact, the lowest memory, and the slowest for small images.
     OPACUS: Opacus 1.6 ``GradSampleModule`` hooks, the paper's method. One batched forward and backward
-        per output (the forward is redone per logit in ``"logits"`` mode). Raises on layers Opacus cannot
+        per output (the forward is redone per logit in ``"logits"`` mode), in the same memory layout as the
+        other backends (:func:`_layout_safe_grad_sample_module`). Raises on layers Opacus cannot
         handle in batch (BatchNorm in training mode).
     FUNC: ``torch.func`` ``vmap`` over ``grad`` (``jacrev`` for logits) of a ``functional_call``, in chunks of
         ``chunk_size`` samples to bound the memory of the vectorised backward.
@@ -63,13 +64,13 @@ class NtkBackend(str, enum.Enum):
 
 
 #: Backend used when ``backend="auto"``: ``gram``. In ``benchmarks/ntk.py`` (paper-size supernet, 30 images
-#: 32×32, "sum", one thread of a shared 2-core CPU, 3 alternating rounds) it took 1.14–1.17× one batched
-#: forward+backward (1.4× against a warmed-up floor measured in-process), opacus 2.9–3.2×, loop 1.5–1.6×,
-#: func ≥ 5×: 2.6× faster than opacus, with peak memory 1.25× the floor's (no R×P matrix; func 3×, opacus 2×).
-#: It agrees with ``loop`` to ≤ 3e-6 relative in both output modes at that size. Its work is the floor's
-#: (the backward without weight gradients, plus per-layer contractions of the same FLOPs and a small Gram),
-#: so nothing ties the ranking to the CPU. Models it cannot handle (kernel parameters in layers other than
-#: Conv2d/Linear) get a ValueError that names the layer and points to ``func``.
+#: 32×32, "sum", one thread of a 2-core CPU, warm, each backend's time over an adjacent warm forward+backward
+#: of the same batch) it took 1.22× that floor, opacus 2.98×, loop 1.54×, func 1.96×: 2.4× faster than
+#: opacus, with peak memory 1.05× the floor's (no R×P matrix; func 2.9×, opacus 1.8×). It agrees with ``loop``
+#: to ≤ 3e-6 relative in both output modes at that size. Its work is the floor's (the backward without weight
+#: gradients, plus per-layer contractions of the same FLOPs and a small Gram), so nothing ties the ranking to
+#: the CPU. Models it cannot handle (kernel parameters in layers other than Conv2d/Linear) get a ValueError
+#: that names the layer and points to ``func``.
 DEFAULT_BACKEND = NtkBackend.GRAM
 
 #: ``func`` chunks hold at most this many input pixels (chunk of 10 at 84×84, all 30 at 32×32):
@@ -191,16 +192,33 @@ def _func_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Paramet
             rows[name][start * per_row : start * per_row + block.shape[0]] = block
 
 
-def _opacus_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Parameter]], output: str,
-                 rows: _Rows, chunk_size: int | None) -> None:
+def _layout_safe_grad_sample_module() -> type:
+    """Opacus' ``GradSampleModule`` with its Conv2d grad sampler fed NCHW tensors.
+
+    Opacus 1.6's conv grad sampler returns wrong per-sample gradients for channels_last activations
+    (checked here against the loop backend). Making the captured activations and grad_outputs contiguous
+    inside the sampler fixes that while the network itself still runs channels_last, so this backend
+    sees the same forward pass (and float32 rounding) as the others. The override lives in a subclass's
+    own sampler table; Opacus' global table is untouched.
+    """
     from opacus import GradSampleModule
 
+    conv_sampler = GradSampleModule.GRAD_SAMPLERS[nn.Conv2d]
+
+    def contiguous_conv_sampler(layer: nn.Conv2d, activations: list[torch.Tensor], backprops: torch.Tensor):
+        return conv_sampler(layer, [a.contiguous() for a in activations], backprops.contiguous())
+
+    return type("LayoutSafeGradSampleModule", (GradSampleModule,),
+                {"GRAD_SAMPLERS": {**GradSampleModule.GRAD_SAMPLERS, nn.Conv2d: contiguous_conv_sampler}})
+
+
+def _opacus_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Parameter]], output: str,
+                 rows: _Rows, chunk_size: int | None) -> None:
     selected = {id(p) for _, p in named}
     saved = [(p, p.requires_grad) for p in net.parameters()]
     for p, _ in saved:
         p.requires_grad_(id(p) in selected)
-    x = x.contiguous()  # Opacus' conv grad sampler returns wrong per-sample grads for channels_last inputs
-    gsm = GradSampleModule(net, batch_first=True, loss_reduction="sum", strict=False)
+    gsm = _layout_safe_grad_sample_module()(net, batch_first=True, loss_reduction="sum", strict=False)
     try:
         n_out = 1
         c = 0
@@ -289,6 +307,7 @@ def empirical_ntk(
     output: str = "sum",
     backend: str | NtkBackend = "auto",
     chunk_size: int | None = None,
+    channels_last: bool = True,
 ) -> NTKResult:
     """Empirical NTK Θ and last-layer kernel 𝒦 of one batch (Paper Eq. 4 at θ₀; official §2.3).
 
@@ -302,6 +321,10 @@ def empirical_ntk(
         output: ``"sum"`` (official scalar, n×n) or ``"logits"`` (paper, kn×kn, sample-major rows).
         backend: ``"auto"``, ``"loop"``, ``"opacus"``, ``"func"`` or ``"gram"`` (see :class:`NtkBackend`).
         chunk_size: samples per vectorised chunk for ``func``; default from :data:`DEFAULT_CHUNK_PIXELS`.
+        channels_last: run image batches in channels_last (the faster layout for these convolutions on CPU
+            and GPU); ``False`` keeps NCHW. The layout (like the batch size of ``loop``) selects different
+            float32 convolution kernels, so kernels from different layouts differ by rounding (at full size in
+            "logits" mode, measured against a float64 kernel: 6e-6 NCHW, 1.7e-5 channels_last relative).
 
     Returns:
         :class:`NTKResult` with float64 ``theta`` and ``last_layer`` (head weight only; for ``"sum"`` this is
@@ -322,7 +345,7 @@ def empirical_ntk(
     net = _Outputs(model, head)
     _check_batch_independent(net)
     if inputs.dim() == 4:  # channels_last roughly halves CPU conv time at 84×84 (measured-here.md)
-        inputs = inputs.contiguous(memory_format=torch.channels_last)
+        inputs = inputs.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
     theta, last, count, n_out = _BACKENDS[choice](net, inputs, params, output, chunk_size or _default_chunk(inputs))
     return NTKResult(
