@@ -78,6 +78,18 @@ def test_nchw_and_channels_last_give_the_same_kernel(backend):
     assert _relative(channels_last.theta, nchw.theta) <= 1e-5
 
 
+@pytest.mark.parametrize("output", ["sum", "logits"])
+def test_gram_micro_batches_give_the_same_kernel(output):
+    """Micro-batches (uneven: 2 + 2 + 1) keep every layer's rows and pair samples across micro-batches."""
+    model = _supernet(16)
+    images = torch.randn(5, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    head = make_head(model.num_features, 3, torch.Generator().manual_seed(2))
+    whole = empirical_ntk(model, images, head=head, output=output, backend="gram", chunk_size=5)
+    split = empirical_ntk(model, images, head=head, output=output, backend="gram", chunk_size=2)
+    assert split.param_count == whole.param_count
+    assert _relative(split.theta, whole.theta) <= 1e-6 and _relative(split.last_layer, whole.last_layer) <= 1e-6
+
+
 def test_default_parameters_are_official_weights_only():
     model = _supernet(16)
     model.set_masks(*[torch.zeros(9, 7, dtype=torch.bool).index_fill_(1, torch.tensor([1]), True)] * 2)

@@ -178,6 +178,10 @@ class _Layer:
         rows = _rows(self.module, act, grad_out, self.attrs)
         self.current = rows if self.current is None else {a: self.current[a] + rows[a] for a in rows}
 
+    def start_chunk(self) -> None:
+        """Forget the activations of the previous micro-batch."""
+        self.calls = []
+
     def end_pass(self) -> None:
         """Close one backward pass; after the last one, add the kn×kn block of this layer."""
         if self.acc.n_passes == 1:
@@ -199,12 +203,17 @@ class _Layer:
 
 
 class _Accumulator:
-    """float64 kernels, fed one layer's float32 Gram at a time."""
+    """float64 kernels, fed one layer's float32 Gram at a time.
 
-    def __init__(self, n_samples: int, with_last: bool, device: torch.device):
-        self.n_samples, self.with_last, self.device = n_samples, with_last, device
+    With micro-batches (``keep_rows``) a layer's rows of every micro-batch are kept until the last one has
+    run, because its Gram pairs samples of different micro-batches; :meth:`finish` then adds them.
+    """
+
+    def __init__(self, n_samples: int, with_last: bool, device: torch.device, keep_rows: bool = False):
+        self.n_samples, self.with_last, self.device, self.keep_rows = n_samples, with_last, device, keep_rows
         self.n_passes = 0
         self.theta = self.last = None
+        self.kept: dict[tuple[_Layer, str], list[torch.Tensor]] = {}
 
     def start(self, n_out: int) -> int:
         """Allocate the (n·k)² kernels once the forward has shown k; returns the number of backward passes."""
@@ -216,10 +225,24 @@ class _Accumulator:
 
     def add(self, layer: _Layer, rows: _Rows) -> None:
         for attr, block in rows.items():
-            gram = block @ block.T
-            self.theta += gram
-            if layer.last and attr == "weight":
-                self.last += gram
+            if self.keep_rows:
+                self.kept.setdefault((layer, attr), []).append(block)
+            else:
+                self._add_gram(layer, attr, block)
+
+    def finish(self) -> None:
+        for (layer, attr), blocks in self.kept.items():
+            block = torch.cat(blocks)
+            if block.shape[0] != self.theta.shape[0]:
+                raise RuntimeError(f"gram backend: {layer.name!r} was reached by only some micro-batches")
+            self._add_gram(layer, attr, block)
+        self.kept = {}
+
+    def _add_gram(self, layer: _Layer, attr: str, block: torch.Tensor) -> None:
+        gram = block @ block.T
+        self.theta += gram
+        if layer.last and attr == "weight":
+            self.last += gram
 
 
 def _unsupported_hook(name: str, module: nn.Module, args: tuple, output) -> None:
@@ -265,15 +288,20 @@ def _targets(net: nn.Module, params: Sequence[nn.Parameter] | None) -> dict[str,
 
 
 def gram_kernel(net: nn.Module, inputs: torch.Tensor, params: Sequence[nn.Parameter] | None, output: str,
-                last_module: nn.Module | None) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
+                last_module: nn.Module | None, chunk_size: int | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
     """Θ and the kernel of ``last_module.weight`` (float64 (R, R) tensors), the number of scalar parameters
     summed over and the outputs per sample. ``net(x)`` returns (n, k) logits; ``"sum"`` takes one backward
-    of Σ_n Σ_c z_c(x_n), ``"logits"`` k backwards of Σ_n z_c(x_n) through one retained graph."""
+    of Σ_n Σ_c z_c(x_n), ``"logits"`` k backwards of Σ_n z_c(x_n) through one retained graph.
+
+    ``chunk_size`` runs the batch as micro-batches of that many samples (same kernel): activation memory
+    falls with the micro-batch, at the price of keeping every layer's rows (R × P floats) until the end."""
     targets = _targets(net, params)
     with_last = last_module is not None and "weight" in next(
         (attrs for m, attrs in targets.values() if m is last_module), ()
     )
-    acc = _Accumulator(inputs.shape[0], with_last, inputs.device)
+    chunks = inputs.split(chunk_size) if chunk_size else (inputs,)
+    acc = _Accumulator(inputs.shape[0], with_last, inputs.device, keep_rows=len(chunks) > 1)
     layers = [_Layer(name, m, attrs, m is last_module, acc) for name, (m, attrs) in targets.items()]
     flags = [(p, p.requires_grad) for p in net.parameters()]
     handles = []
@@ -285,16 +313,20 @@ def gram_kernel(net: nn.Module, inputs: torch.Tensor, params: Sequence[nn.Parame
                 handles.append(layer.module.register_forward_hook(layer.forward_hook))
             else:
                 handles.append(layer.module.register_forward_hook(partial(_unsupported_hook, layer.name)))
-        x = inputs.detach().requires_grad_(True)
-        with torch.enable_grad():
-            logits = net(x)
-            n_out = 1 if output == "sum" else logits.shape[-1]
-            n_passes = acc.start(n_out)
-            for c in range(n_passes):
-                target = logits.sum() if output == "sum" else logits[:, c].sum()
-                torch.autograd.grad(target, x, retain_graph=c + 1 < n_passes)
-                for layer in layers:
-                    layer.end_pass()
+        for chunk in chunks:
+            for layer in layers:
+                layer.start_chunk()
+            x = chunk.detach().requires_grad_(True)
+            with torch.enable_grad():
+                logits = net(x)
+                n_out = 1 if output == "sum" else logits.shape[-1]
+                n_passes = acc.start(n_out) if acc.theta is None else n_out
+                for c in range(n_passes):
+                    target = logits.sum() if output == "sum" else logits[:, c].sum()
+                    torch.autograd.grad(target, x, retain_graph=c + 1 < n_passes)
+                    for layer in layers:
+                        layer.end_pass()
+        acc.finish()
     finally:
         for handle in handles:
             handle.remove()

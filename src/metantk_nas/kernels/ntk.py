@@ -73,8 +73,10 @@ class NtkBackend(str, enum.Enum):
 #: that names the layer and points to ``func``.
 DEFAULT_BACKEND = NtkBackend.GRAM
 
-#: ``func`` chunks hold at most this many input pixels (chunk of 10 at 84×84, all 30 at 32×32):
-#: unchunked vmap at 84×84 was 2.7× the forward+backward floor on the CPU, chunks of 10 were 1.2×.
+#: ``func`` and ``gram`` chunks hold at most this many input pixels (chunk of 10 at 84×84, all 30 at 32×32).
+#: ``func``: unchunked vmap at 84×84 was 2.7× the forward+backward floor on the CPU, chunks of 10 were 1.2×.
+#: ``gram``: one pass over 30 images at 84×84 needs ~27 GiB of activations (more than a 24 GiB machine has);
+#: micro-batches of 10 bound that to ~9 GiB and give the same kernel (same per-sample arithmetic).
 DEFAULT_CHUNK_PIXELS = 10 * 84 * 84
 
 
@@ -282,7 +284,7 @@ def _rows_kernel(fill: Callable[..., None]) -> _KernelFn:
 
 def _gram(net: _Outputs, x: torch.Tensor, params: Sequence[nn.Parameter] | None, output: str,
           chunk_size: int) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
-    return gram_kernel(net, x, params, output, net.head)
+    return gram_kernel(net, x, params, output, net.head, chunk_size)
 
 
 _BACKENDS: dict[NtkBackend, _KernelFn] = {
@@ -320,7 +322,8 @@ def empirical_ntk(
             of every non-normalisation module on the executed path plus the head weight (no biases).
         output: ``"sum"`` (official scalar, n×n) or ``"logits"`` (paper, kn×kn, sample-major rows).
         backend: ``"auto"``, ``"loop"``, ``"opacus"``, ``"func"`` or ``"gram"`` (see :class:`NtkBackend`).
-        chunk_size: samples per vectorised chunk for ``func``; default from :data:`DEFAULT_CHUNK_PIXELS`.
+        chunk_size: samples per vectorised chunk for ``func`` and per micro-batch for ``gram``; default from
+            :data:`DEFAULT_CHUNK_PIXELS`.
         channels_last: run image batches in channels_last (the faster layout for these convolutions on CPU
             and GPU); ``False`` keeps NCHW. The layout (like the batch size of ``loop``) selects different
             float32 convolution kernels, so kernels from different layouts differ by rounding (at full size in
