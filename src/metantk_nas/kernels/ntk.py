@@ -24,6 +24,7 @@ so the order of the many layer sums does not add float32 rounding; the MetaNTK a
 from __future__ import annotations
 
 import enum
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -194,6 +195,7 @@ def _func_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Paramet
             rows[name][start * per_row : start * per_row + block.shape[0]] = block
 
 
+@functools.cache
 def _layout_safe_grad_sample_module() -> type:
     """Opacus' ``GradSampleModule`` with its Conv2d grad sampler fed NCHW tensors.
 
@@ -201,7 +203,7 @@ def _layout_safe_grad_sample_module() -> type:
     (checked here against the loop backend). Making the captured activations and grad_outputs contiguous
     inside the sampler fixes that while the network itself still runs channels_last, so this backend
     sees the same forward pass (and float32 rounding) as the others. The override lives in a subclass's
-    own sampler table; Opacus' global table is untouched.
+    own sampler table (built once); Opacus' global table is untouched.
     """
     from opacus import GradSampleModule
 
