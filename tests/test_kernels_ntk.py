@@ -12,7 +12,7 @@ from _kernels_helpers import single_thread
 
 from metantk_nas.kernels import empirical_ntk, make_head, metantk_condition, ntk_condition
 from metantk_nas.kernels._gram import _conv_rows, gram_kernel
-from metantk_nas.kernels.ntk import _Outputs, default_parameters
+from metantk_nas.kernels.ntk import NtkBackend, _default_chunk, _Outputs, default_parameters
 from metantk_nas.space import SearchSupernet
 
 BACKENDS = ("loop", "opacus", "func", "gram")
@@ -88,6 +88,22 @@ def test_gram_micro_batches_give_the_same_kernel(output):
     split = empirical_ntk(model, images, head=head, output=output, backend="gram", chunk_size=2)
     assert split.param_count == whole.param_count
     assert _relative(split.theta, whole.theta) <= 1e-6 and _relative(split.last_layer, whole.last_layer) <= 1e-6
+
+
+@pytest.mark.parametrize(
+    ("n", "side", "backend", "expected"),
+    [
+        (10, 84, NtkBackend.GRAM, 2),  # CPU, large images: small micro-batches
+        (30, 84, NtkBackend.GRAM, 2),
+        (30, 32, NtkBackend.GRAM, 30),  # small images stay one batch
+        (30, 84, NtkBackend.FUNC, 10),
+        (40, 84, NtkBackend.FUNC, 10),
+        (25, 84, NtkBackend.FUNC, 9),  # budget allows 10: balanced to 9 + 8 + 8, not 10 + 10 + 5
+        (3, 512, NtkBackend.GRAM, 1),  # larger than the budget: one image at a time, never zero
+    ],
+)
+def test_default_micro_batches_are_balanced_and_within_budget(n, side, backend, expected):
+    assert _default_chunk(torch.empty(n, 3, side, side), backend) == expected
 
 
 def test_default_parameters_are_official_weights_only():

@@ -49,10 +49,10 @@ class NtkBackend(str, enum.Enum):
         handle in batch (BatchNorm in training mode).
     FUNC: ``torch.func`` ``vmap`` over ``grad`` (``jacrev`` for logits) of a ``functional_call``, in chunks of
         ``chunk_size`` samples to bound the memory of the vectorised backward.
-    GRAM: one batched forward and backward (k backwards of one retained graph for ``"logits"``) with the
-        parameters' ``requires_grad`` off; hooks turn each Conv2d/Linear layer's input and grad_output into
-        its per-sample gradients and add that layer's Gram to the kernel at once, so only one layer's rows
-        exist at a time (see ``kernels/_gram.py``). Needs samples that do not interact (no batch
+    GRAM: one batched forward and backward per micro-batch (k backwards of one retained graph for
+        ``"logits"``) with the parameters' ``requires_grad`` off; hooks turn each Conv2d/Linear layer's input
+        and grad_output into its per-sample gradients (rows) and the kernel is the sum of the layers' Grams
+        (see ``kernels/_gram.py``). With a single micro-batch only one layer's rows exist at a time. Needs samples that do not interact (no batch
         statistics) and supports Conv2d/Linear weights and biases only; anything else is a ValueError.
     AUTO: the fastest for the device (see :data:`DEFAULT_BACKEND` and ``benchmarks/ntk.py``).
     """
@@ -67,18 +67,30 @@ class NtkBackend(str, enum.Enum):
 #: Backend used when ``backend="auto"``: ``gram``. In ``benchmarks/ntk.py`` (paper-size supernet, 30 images
 #: 32×32, "sum", one thread of a 2-core CPU, warm, each backend's time over an adjacent warm forward+backward
 #: of the same batch) it took 1.22× that floor, opacus 2.98×, loop 1.54×, func 1.96×: 2.4× faster than
-#: opacus, with peak memory 1.05× the floor's (no R×P matrix; func 2.9×, opacus 1.8×). It agrees with ``loop``
-#: to ≤ 3e-6 relative in both output modes at that size. Its work is the floor's (the backward without weight
+#: opacus, with peak memory 1.05× the floor's (no R×P matrix; func 2.9×, opacus 1.8×); at 84×84 (10 images,
+#: micro-batches of 2, :data:`GRAM_CPU_CHUNK_PIXELS`) 0.89× against opacus 2.24×. It agrees with ``loop``
+#: to ≤ 3e-6 relative in both output modes at 32×32. Its work is the floor's (the backward without weight
 #: gradients, plus per-layer contractions of the same FLOPs and a small Gram), so nothing ties the ranking to
 #: the CPU. Models it cannot handle (kernel parameters in layers other than Conv2d/Linear) get a ValueError
 #: that names the layer and points to ``func``.
 DEFAULT_BACKEND = NtkBackend.GRAM
 
-#: ``func`` and ``gram`` chunks hold at most this many input pixels (chunk of 10 at 84×84, all 30 at 32×32).
-#: ``func``: unchunked vmap at 84×84 was 2.7× the forward+backward floor on the CPU, chunks of 10 were 1.2×.
-#: ``gram``: one pass over 30 images at 84×84 needs ~27 GiB of activations (more than a 24 GiB machine has);
-#: micro-batches of 10 bound that to ~9 GiB and give the same kernel (same per-sample arithmetic).
+#: ``func`` chunks (and ``gram`` micro-batches on a GPU) hold at most this many input pixels (10 at 84×84,
+#: all 30 at 32×32). ``func``: unchunked vmap at 84×84 was 2.7× the forward+backward floor on the CPU, chunks
+#: of 10 were 1.2×. ``gram``: one pass over 30 images at 84×84 needs ~27 GiB of activations (more than a
+#: 24 GiB machine has); micro-batches of 10 bound that to ~9 GiB and give the same kernel.
 DEFAULT_CHUNK_PIXELS = 10 * 84 * 84
+
+#: ``gram`` on a CPU, for images of at least :data:`GRAM_CPU_MIN_IMAGE_PIXELS`: micro-batches of at most this
+#: many input pixels (2 images at 84×84). Each layer's tensors of so small a micro-batch stay in the CPU
+#: caches: at 84×84 (10 images, one thread) "sum" took 0.89× the forward+backward floor against 1.16× in one
+#: batch, "logits" 68 s against 77 s at 5.5 instead of 13 GiB. Same kernel; the price is keeping every
+#: layer's rows (R × P floats) until the last micro-batch.
+GRAM_CPU_CHUNK_PIXELS = 2 * 84 * 84
+
+#: Smaller images are not split on a CPU: at 32×32 (30 images) micro-batches of 10 gained nothing measurable
+#: in "sum" and in "logits" cost time and memory for the kept rows (57 s / 10 GiB against 45 s / 6.8 GiB).
+GRAM_CPU_MIN_IMAGE_PIXELS = 64 * 64
 
 
 @dataclass(frozen=True)
@@ -297,9 +309,13 @@ _BACKENDS: dict[NtkBackend, _KernelFn] = {
 }
 
 
-def _default_chunk(x: torch.Tensor) -> int:
-    pixels = int(np.prod(x.shape[2:])) if x.dim() > 2 else 1
-    return max(1, min(x.shape[0], DEFAULT_CHUNK_PIXELS // max(pixels, 1)))
+def _default_chunk(x: torch.Tensor, backend: NtkBackend) -> int:
+    """Samples per chunk/micro-batch, balanced so the last one is not a straggler (30 → 10 + 10 + 10)."""
+    pixels = max(int(np.prod(x.shape[2:])) if x.dim() > 2 else 1, 1)
+    small_cpu_batches = backend is NtkBackend.GRAM and x.device.type == "cpu" and pixels >= GRAM_CPU_MIN_IMAGE_PIXELS
+    budget = GRAM_CPU_CHUNK_PIXELS if small_cpu_batches else DEFAULT_CHUNK_PIXELS
+    largest = max(1, min(x.shape[0], budget // pixels))
+    return -(-x.shape[0] // -(-x.shape[0] // largest))
 
 
 def empirical_ntk(
@@ -325,7 +341,8 @@ def empirical_ntk(
         output: ``"sum"`` (official scalar, n×n) or ``"logits"`` (paper, kn×kn, sample-major rows).
         backend: ``"auto"``, ``"loop"``, ``"opacus"``, ``"func"`` or ``"gram"`` (see :class:`NtkBackend`).
         chunk_size: samples per vectorised chunk for ``func`` and per micro-batch for ``gram``; default from
-            :data:`DEFAULT_CHUNK_PIXELS`.
+            :data:`DEFAULT_CHUNK_PIXELS` (``gram`` on a CPU at ≥ 64×64:
+            :data:`GRAM_CPU_CHUNK_PIXELS`).
         channels_last: run image batches in channels_last (the faster layout for these convolutions on CPU
             and GPU); ``False`` keeps NCHW. The layout (like the batch size of ``loop``) selects different
             float32 convolution kernels, so kernels from different layouts differ by rounding (at full size in
@@ -352,7 +369,7 @@ def empirical_ntk(
     if inputs.dim() == 4:  # channels_last roughly halves CPU conv time at 84×84 (measured-here.md)
         inputs = inputs.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
-    theta, last, count, n_out = _BACKENDS[choice](net, inputs, params, output, chunk_size or _default_chunk(inputs))
+    theta, last, count, n_out = _BACKENDS[choice](net, inputs, params, output, chunk_size or _default_chunk(inputs, choice))
     return NTKResult(
         theta=theta.cpu().numpy(),
         last_layer=None if last is None else last.cpu().numpy(),
