@@ -91,19 +91,19 @@ def test_gram_micro_batches_give_the_same_kernel(output):
 
 
 @pytest.mark.parametrize(
-    ("n", "side", "backend", "expected"),
+    ("n", "side", "backend", "output", "expected"),
     [
-        (10, 84, NtkBackend.GRAM, 2),  # CPU, large images: small micro-batches
-        (30, 84, NtkBackend.GRAM, 2),
-        (30, 32, NtkBackend.GRAM, 30),  # small images stay one batch
-        (30, 84, NtkBackend.FUNC, 10),
-        (40, 84, NtkBackend.FUNC, 10),
-        (25, 84, NtkBackend.FUNC, 9),  # budget allows 10: balanced to 9 + 8 + 8, not 10 + 10 + 5
-        (3, 512, NtkBackend.GRAM, 1),  # larger than the budget: one image at a time, never zero
+        (10, 84, NtkBackend.GRAM, "sum", 2),  # CPU gram: small micro-batches
+        (30, 84, NtkBackend.GRAM, "logits", 2),
+        (30, 32, NtkBackend.GRAM, "sum", 10),  # budget allows 13: balanced to 10 + 10 + 10, not 13 + 13 + 4
+        (30, 32, NtkBackend.GRAM, "logits", 30),  # small images in "logits": one batch
+        (30, 84, NtkBackend.FUNC, "sum", 10),
+        (25, 84, NtkBackend.FUNC, "sum", 9),  # budget allows 10: balanced to 9 + 8 + 8, not 10 + 10 + 5
+        (3, 512, NtkBackend.GRAM, "sum", 1),  # larger than the budget: one image at a time, never zero
     ],
 )
-def test_default_micro_batches_are_balanced_and_within_budget(n, side, backend, expected):
-    assert _default_chunk(torch.empty(n, 3, side, side), backend) == expected
+def test_default_micro_batches_are_balanced_and_within_budget(n, side, backend, output, expected):
+    assert _default_chunk(torch.empty(n, 3, side, side), backend, output) == expected
 
 
 def test_default_parameters_are_official_weights_only():

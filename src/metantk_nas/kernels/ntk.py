@@ -64,15 +64,15 @@ class NtkBackend(str, enum.Enum):
     GRAM = "gram"
 
 
-#: Backend used when ``backend="auto"``: ``gram``. In ``benchmarks/ntk.py`` (paper-size supernet, 30 images
-#: 32×32, "sum", one thread of a 2-core CPU, warm, each backend's time over an adjacent warm forward+backward
-#: of the same batch) it took 1.22× that floor, opacus 2.98×, loop 1.54×, func 1.96×: 2.4× faster than
-#: opacus, with peak memory 1.05× the floor's (no R×P matrix; func 2.9×, opacus 1.8×); at 84×84 (10 images,
-#: micro-batches of 2, :data:`GRAM_CPU_CHUNK_PIXELS`) 0.89× against opacus 2.24×. It agrees with ``loop``
-#: to ≤ 3e-6 relative in both output modes at 32×32. Its work is the floor's (the backward without weight
-#: gradients, plus per-layer contractions of the same FLOPs and a small Gram), so nothing ties the ranking to
-#: the CPU. Models it cannot handle (kernel parameters in layers other than Conv2d/Linear) get a ValueError
-#: that names the layer and points to ``func``.
+#: Backend used when ``backend="auto"``: ``gram``. In ``benchmarks/ntk.py`` (paper-size supernet, "sum", one
+#: thread of a 2-core CPU, warm, each backend's time over an adjacent warm forward+backward of the same batch)
+#: it took 1.08× that floor at 32×32 (30 images, micro-batches of 10) against opacus 2.79×, and 0.89× at
+#: 84×84 (10 images, micro-batches of 2) against opacus 2.24×: ≥ 2.5× faster than opacus at both sizes. In one
+#: batch at 32×32: 1.22×, loop 1.54×, func 1.96×, opacus 2.98×, peak memory 1.05× the floor's (func 2.9×,
+#: opacus 1.8×). It agrees with ``loop`` to ≤ 3e-6 relative in both output modes at 32×32. Its work is the
+#: floor's (the backward without weight gradients, plus per-layer contractions of the same FLOPs and a small
+#: Gram), so nothing ties the ranking to the CPU. Models it cannot handle (kernel parameters in layers other
+#: than Conv2d/Linear) get a ValueError that names the layer and points to ``func``.
 DEFAULT_BACKEND = NtkBackend.GRAM
 
 #: ``func`` chunks (and ``gram`` micro-batches on a GPU) hold at most this many input pixels (10 at 84×84,
@@ -81,16 +81,16 @@ DEFAULT_BACKEND = NtkBackend.GRAM
 #: 24 GiB machine has); micro-batches of 10 bound that to ~9 GiB and give the same kernel.
 DEFAULT_CHUNK_PIXELS = 10 * 84 * 84
 
-#: ``gram`` on a CPU, for images of at least :data:`GRAM_CPU_MIN_IMAGE_PIXELS`: micro-batches of at most this
-#: many input pixels (2 images at 84×84). Each layer's tensors of so small a micro-batch stay in the CPU
-#: caches: at 84×84 (10 images, one thread) "sum" took 0.89× the forward+backward floor against 1.16× in one
-#: batch, "logits" 68 s against 77 s at 5.5 instead of 13 GiB. Same kernel; the price is keeping every
-#: layer's rows (R × P floats) until the last micro-batch.
+#: ``gram`` on a CPU: micro-batches of at most this many input pixels (2 images at 84×84, 10 + 10 + 10 of 30
+#: at 32×32). Each layer's tensors of a small micro-batch stay in the CPU caches (one thread, time over the
+#: forward+backward floor of the whole batch): at 84×84 (10 images) "sum" took 0.89× against 1.16× in one
+#: batch, "logits" 68 s against 77 s at 5.5 instead of 13 GiB; at 32×32 "sum" 1.08× against 1.25×. Same
+#: kernel; the price is keeping every layer's rows (R × P floats) until the last micro-batch.
 GRAM_CPU_CHUNK_PIXELS = 2 * 84 * 84
 
-#: Smaller images are not split on a CPU: at 32×32 (30 images) micro-batches of 10 gained nothing measurable
-#: in "sum" and in "logits" cost time and memory for the kept rows (57 s / 10 GiB against 45 s / 6.8 GiB).
-GRAM_CPU_MIN_IMAGE_PIXELS = 64 * 64
+#: In "logits" mode (k times the rows to keep) images smaller than this stay one batch on a CPU: at 32×32
+#: micro-batches of 10 took 57 s at 10 GiB against 45 s at 6.8 GiB in one batch.
+GRAM_CPU_MIN_LOGITS_IMAGE_PIXELS = 64 * 64
 
 
 @dataclass(frozen=True)
@@ -309,11 +309,14 @@ _BACKENDS: dict[NtkBackend, _KernelFn] = {
 }
 
 
-def _default_chunk(x: torch.Tensor, backend: NtkBackend) -> int:
+def _default_chunk(x: torch.Tensor, backend: NtkBackend, output: str) -> int:
     """Samples per chunk/micro-batch, balanced so the last one is not a straggler (30 → 10 + 10 + 10)."""
     pixels = max(int(np.prod(x.shape[2:])) if x.dim() > 2 else 1, 1)
-    small_cpu_batches = backend is NtkBackend.GRAM and x.device.type == "cpu" and pixels >= GRAM_CPU_MIN_IMAGE_PIXELS
-    budget = GRAM_CPU_CHUNK_PIXELS if small_cpu_batches else DEFAULT_CHUNK_PIXELS
+    cpu_gram = backend is NtkBackend.GRAM and x.device.type == "cpu"
+    if cpu_gram and (output == "sum" or pixels >= GRAM_CPU_MIN_LOGITS_IMAGE_PIXELS):
+        budget = GRAM_CPU_CHUNK_PIXELS
+    else:
+        budget = DEFAULT_CHUNK_PIXELS
     largest = max(1, min(x.shape[0], budget // pixels))
     return -(-x.shape[0] // -(-x.shape[0] // largest))
 
@@ -341,8 +344,8 @@ def empirical_ntk(
         output: ``"sum"`` (official scalar, n×n) or ``"logits"`` (paper, kn×kn, sample-major rows).
         backend: ``"auto"``, ``"loop"``, ``"opacus"``, ``"func"`` or ``"gram"`` (see :class:`NtkBackend`).
         chunk_size: samples per vectorised chunk for ``func`` and per micro-batch for ``gram``; default from
-            :data:`DEFAULT_CHUNK_PIXELS` (``gram`` on a CPU at ≥ 64×64:
-            :data:`GRAM_CPU_CHUNK_PIXELS`).
+            :data:`DEFAULT_CHUNK_PIXELS` (``gram`` on a CPU:
+            :data:`GRAM_CPU_CHUNK_PIXELS`; see :data:`GRAM_CPU_MIN_LOGITS_IMAGE_PIXELS`).
         channels_last: run image batches in channels_last (the faster layout for these convolutions on CPU
             and GPU); ``False`` keeps NCHW. The layout (like the batch size of ``loop``) selects different
             float32 convolution kernels, so kernels from different layouts differ by rounding (at full size in
@@ -369,7 +372,7 @@ def empirical_ntk(
     if inputs.dim() == 4:  # channels_last roughly halves CPU conv time at 84×84 (measured-here.md)
         inputs = inputs.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
-    theta, last, count, n_out = _BACKENDS[choice](net, inputs, params, output, chunk_size or _default_chunk(inputs, choice))
+    theta, last, count, n_out = _BACKENDS[choice](net, inputs, params, output, chunk_size or _default_chunk(inputs, choice, output))
     return NTKResult(
         theta=theta.cpu().numpy(),
         last_layer=None if last is None else last.cpu().numpy(),
