@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -52,8 +53,9 @@ class NtkBackend(str, enum.Enum):
     GRAM: one batched forward and backward per micro-batch (k backwards of one retained graph for
         ``"logits"``) with the parameters' ``requires_grad`` off; hooks turn each Conv2d/Linear layer's input
         and grad_output into its per-sample gradients (rows) and the kernel is the sum of the layers' Grams
-        (see ``kernels/_gram.py``). With a single micro-batch only one layer's rows exist at a time. Needs samples that do not interact (no batch
-        statistics) and supports Conv2d/Linear weights and biases only; anything else is a ValueError.
+        (see ``kernels/_gram.py``). With a single micro-batch only one layer's rows exist at a time. Needs
+        samples that do not interact (no batch statistics) and supports Conv2d/Linear weights and biases
+        only; anything else is a ValueError.
     AUTO: the fastest for the device (see :data:`DEFAULT_BACKEND` and ``benchmarks/ntk.py``).
     """
 
@@ -311,14 +313,14 @@ _BACKENDS: dict[NtkBackend, _KernelFn] = {
 
 def _default_chunk(x: torch.Tensor, backend: NtkBackend, output: str) -> int:
     """Samples per chunk/micro-batch, balanced so the last one is not a straggler (30 → 10 + 10 + 10)."""
-    pixels = max(int(np.prod(x.shape[2:])) if x.dim() > 2 else 1, 1)
+    n, pixels = x.shape[0], max(math.prod(x.shape[2:]), 1)
     cpu_gram = backend is NtkBackend.GRAM and x.device.type == "cpu"
     if cpu_gram and (output == "sum" or pixels >= GRAM_CPU_MIN_LOGITS_IMAGE_PIXELS):
         budget = GRAM_CPU_CHUNK_PIXELS
     else:
         budget = DEFAULT_CHUNK_PIXELS
-    largest = max(1, min(x.shape[0], budget // pixels))
-    return -(-x.shape[0] // -(-x.shape[0] // largest))
+    largest = max(1, min(n, budget // pixels))
+    return math.ceil(n / math.ceil(n / largest))
 
 
 def empirical_ntk(
@@ -344,8 +346,8 @@ def empirical_ntk(
         output: ``"sum"`` (official scalar, n×n) or ``"logits"`` (paper, kn×kn, sample-major rows).
         backend: ``"auto"``, ``"loop"``, ``"opacus"``, ``"func"`` or ``"gram"`` (see :class:`NtkBackend`).
         chunk_size: samples per vectorised chunk for ``func`` and per micro-batch for ``gram``; default from
-            :data:`DEFAULT_CHUNK_PIXELS` (``gram`` on a CPU:
-            :data:`GRAM_CPU_CHUNK_PIXELS`; see :data:`GRAM_CPU_MIN_LOGITS_IMAGE_PIXELS`).
+            :data:`DEFAULT_CHUNK_PIXELS` (``gram`` on a CPU: :data:`GRAM_CPU_CHUNK_PIXELS`, see
+            :data:`GRAM_CPU_MIN_LOGITS_IMAGE_PIXELS`).
         channels_last: run image batches in channels_last (the faster layout for these convolutions on CPU
             and GPU); ``False`` keeps NCHW. The layout (like the batch size of ``loop``) selects different
             float32 convolution kernels, so kernels from different layouts differ by rounding (at full size in
@@ -372,7 +374,8 @@ def empirical_ntk(
     if inputs.dim() == 4:  # channels_last roughly halves CPU conv time at 84×84 (measured-here.md)
         inputs = inputs.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
-    theta, last, count, n_out = _BACKENDS[choice](net, inputs, params, output, chunk_size or _default_chunk(inputs, choice, output))
+    chunk_size = chunk_size or _default_chunk(inputs, choice, output)
+    theta, last, count, n_out = _BACKENDS[choice](net, inputs, params, output, chunk_size)
     return NTKResult(
         theta=theta.cpu().numpy(),
         last_layer=None if last is None else last.cpu().numpy(),
