@@ -53,3 +53,51 @@ def test_cross_key_errors(tmp_path):
     message = _run_with(tmp_path, unknown_dataset)
     assert "experiments[0].dataset: 'imagenet' is not a key of 'datasets'" in message
     assert "allowed values: ['glyphs']" in message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda c: c["train"].update(decay_epochs=[5, 2]),
+         "config key train.decay_epochs: [5, 2] for 5 epochs; expected strictly ascending epochs in 1..4"),
+        (lambda c: c["train"].update(decay_epochs=[5]),
+         "config key train.decay_epochs: [5] for 5 epochs"),
+        (lambda c: c.update(metanas_genotype="metanas/v9"),
+         "config key metanas_genotype: metanas/v9: neither a zoo architecture"),
+        (lambda c: c.update(datasets={"mini": {"format": "rfs-mini", "root": "no/such/folder"}},
+                            ablation_dataset="mini", experiments=[{**c["experiments"][0], "dataset": "mini"}]),
+         "config key datasets.mini.root: 'no/such/folder' is not a folder"),
+        (lambda c: c["datasets"]["glyphs"].update(root="somewhere"),
+         "config key datasets.glyphs.root: format glyphs is rendered, not read"),
+        (lambda c: c["evaluate"].update(queries=16),
+         "config key evaluate.queries (experiments[0]): 5 shots + 16 queries need that many images per class"),
+        (lambda c: c["theory"]["options"].update(steps=2, checkpoints=3),
+         "config key theory.options: checkpoints (3) exceeds steps (2)"),
+    ],
+    ids=["decay-descending", "decay-at-last-epoch", "unknown-genotype", "missing-root", "glyphs-with-root",
+         "queries-exceed-images", "theory-checkpoints"],
+)
+def test_cross_key_checks_fail_the_dry_run(tmp_path, mutate, expected):
+    message = _run_with(tmp_path, mutate)
+    assert expected in message, message
+
+
+def test_a_dataset_the_dag_does_not_need_may_lack_its_root(tmp_path):
+    root = workflow_copy(tmp_path)
+    config = default_config()
+    config["datasets"]["mini"] = {"format": "rfs-mini", "root": "not/there"}  # no experiment uses it
+    result = snakemake(root, "-n", "--configfile", str(write_config(root, config)))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_numbers_on_the_command_line_are_numbers(tmp_path):
+    root = workflow_copy(tmp_path)
+    result = snakemake(root, "-n", "--config", "evaluate={tasks: 100, C_1shot: 0.5}",
+                       "search={lam_tau: .inf, reg: 1.0e-4, repeats: 2}", "train={decay_epochs: [2, 3]}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    from metantk_nas import plan
+
+    config = plan.load([], {"evaluate": {"tasks": "100", "C_1shot": "0.5"}, "train": {"decay_epochs": ["2", "3"]},
+                            "search": {"lam_tau": ".inf"}}, workflow_dir=root, workdir=root)
+    assert config["evaluate"]["tasks"] == 100 and config["evaluate"]["C_1shot"] == 0.5
+    assert config["train"]["decay_epochs"] == [2, 3] and config["search"]["lam_tau"] == float("inf")

@@ -28,6 +28,8 @@ def test_default_config_dry_run(tmp_path):
 
 def test_paper_config_with_slurm_profile(tmp_path):
     root = workflow_copy(tmp_path)
+    for name in ("miniImageNet", "tieredImageNet"):  # the roots config/paper.yaml names must exist
+        (root / "data" / name).mkdir(parents=True)
     result = snakemake(root, "-n", "--profile", "profiles/slurm", "--configfile", "config/paper.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
     assert job_counts(result.stdout) == {**PAPER_JOBS, "total": sum(PAPER_JOBS.values())}

@@ -15,6 +15,6 @@ rule prepare:
         runtime=240,
         mem_mb=16000,
     params:
-        argv=prepare_args,
+        argv=lambda wildcards: plan.prepare_argv(config, wildcards.dataset),
     script:
         "../scripts/metantk.py"

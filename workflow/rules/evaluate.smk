@@ -18,6 +18,8 @@ rule evaluate:
         mem_mb=16000,
         gpu=1,
     params:
-        argv=evaluate_args,
+        argv=lambda wildcards: plan.evaluate_argv(
+            config, run_of(wildcards), wildcards.shot
+        ),
     script:
         "../scripts/metantk.py"

@@ -23,7 +23,7 @@ rule table1:
         runtime=10,
         mem_mb=2000,
     params:
-        argv=lambda wildcards: report_args("table1"),
+        argv=lambda wildcards: plan.table_argv(config, "table1"),
     script:
         "../scripts/metantk.py"
 
@@ -53,7 +53,7 @@ rule table2:
         runtime=10,
         mem_mb=2000,
     params:
-        argv=lambda wildcards: report_args("table2"),
+        argv=lambda wildcards: plan.table_argv(config, "table2"),
     script:
         "../scripts/metantk.py"
 
@@ -62,7 +62,7 @@ rule table2:
 rule figures:
     input:
         runs=table_inputs("table1") + table_inputs("table2"),
-        traces=run_files("search/trace.csv", runs()),
+        traces=run_files("search/trace.csv", plan.runs(config)),
         code=code_files("report", "search"),
     output:
         ablation=report(
@@ -97,7 +97,7 @@ rule figures:
         runtime=10,
         mem_mb=4000,
     params:
-        argv=figures_args,
+        argv=lambda wildcards: plan.figures_argv(config),
     script:
         "../scripts/metantk.py"
 
@@ -135,6 +135,6 @@ rule draw_cells:
         runtime=10,
         mem_mb=2000,
     params:
-        argv=draw_args,
+        argv=lambda wildcards: plan.draw_argv(run_of(wildcards)),
     script:
         "../scripts/metantk.py"

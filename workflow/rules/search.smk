@@ -19,7 +19,7 @@ rule search:
         mem_mb=24000,
         gpu=1,
     params:
-        argv=search_args,
+        argv=lambda wildcards: plan.search_argv(config, run_of(wildcards)),
         resume=f"{WORK}/search",
     script:
         "../scripts/metantk.py"

@@ -1,7 +1,7 @@
 # Theorems 1 and 2 measured on MLPs of growing width (global convergence, MAML = MetaNTK regression).
 rule theory:
     input:
-        store=lambda wildcards: store(theory_dataset()),
+        store=lambda wildcards: store(plan.theory_dataset(config)),
         code=code_files("theory", "kernels", "data"),
     output:
         summary=report(
@@ -20,6 +20,6 @@ rule theory:
         runtime=60,
         mem_mb=8000,
     params:
-        argv=theory_args,
+        argv=lambda wildcards: plan.theory_argv(config),
     script:
         "../scripts/metantk.py"

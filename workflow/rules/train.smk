@@ -20,7 +20,7 @@ rule train:
         mem_mb=32000,
         gpu=1,
     params:
-        argv=train_args,
+        argv=lambda wildcards: plan.train_argv(config, run_of(wildcards)),
         resume=f"{WORK}/train",
     script:
         "../scripts/metantk.py"

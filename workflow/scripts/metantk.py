@@ -3,7 +3,8 @@
 * The command runs with this job's interpreter (the caller's venv, or the rule's conda env) and the
   checkout's ``src/`` first on ``PYTHONPATH``, so a conda env needs only the dependencies and always
   runs the code that the rule tracks as input.
-* Its stdout and stderr go to the job's log; its thread count follows the job's ``threads``.
+* Its stdout and stderr go to the job's log; it runs with ``--threads`` = the job's ``threads`` (torch,
+  OpenMP and BLAS use exactly that many).
 * A job with ``params.resume`` (search, train) gets ``--work RESUME-<key>``, the key a hash of its
   command line and of every input file's bytes (data, upstream results, package sources): a job
   killed and rerun unchanged resumes from its checkpoint there, while a job rerun because its code,
@@ -39,12 +40,10 @@ def resume_folder(base: str, argv: list[str], inputs: list[str]) -> str:
     return f"{base}-{key.hexdigest()[:12]}"
 
 
-def run(argv: list[str], log: str, threads: int, gpu: bool) -> int:
+def run(argv: list[str], log: str, gpu: bool) -> int:
     """Run ``metantk-nas ARGV`` with its output in ``log``; returns its exit status."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
-    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
-        env[variable] = str(threads)
     with open(log, "w") as handle, contextlib.ExitStack() as stack:
         print("metantk-nas", *argv, flush=True, file=handle)
         if gpu:
@@ -61,4 +60,5 @@ def run(argv: list[str], log: str, threads: int, gpu: bool) -> int:
 arguments = [str(arg) for arg in snakemake.params.argv]
 if getattr(snakemake.params, "resume", None):
     arguments += ["--work", resume_folder(snakemake.params.resume, arguments, list(snakemake.input))]
-sys.exit(run(arguments, snakemake.log[0], snakemake.threads, bool(getattr(snakemake.resources, "gpu", 0))))
+arguments += ["--threads", str(snakemake.threads)]
+sys.exit(run(arguments, snakemake.log[0], bool(getattr(snakemake.resources, "gpu", 0))))

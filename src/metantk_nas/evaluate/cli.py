@@ -37,9 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
+def build_config(args: argparse.Namespace):
+    """The :class:`EvalConfig` an ``evaluate`` command line resolves to (config file, then flags)."""
     from metantk_nas.evaluate.config import EvalConfig
-    from metantk_nas.evaluate.fewshot import evaluate
     from metantk_nas.io import read_yaml_section
 
     values = read_yaml_section(args.config, "evaluate") if args.config else {}
@@ -54,7 +54,13 @@ def _run(args: argparse.Namespace) -> int:
         values["C_per_shot"] = per_shot
     if args.amp:
         values["amp"] = True
-    cfg = EvalConfig.from_dict(values, source=args.config or "evaluate options")
+    return EvalConfig.from_dict(values, source=args.config or "evaluate options")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from metantk_nas.evaluate.fewshot import evaluate
+
+    cfg = build_config(args)
     results = evaluate(cfg, args.model, args.dataset, args.out, progress=not args.no_progress)
     for shot, result in results.items():
         print(f"{shot}-shot: {100 * result['mean']:.2f} ± {100 * result['ci95']:.2f} % "

@@ -32,7 +32,7 @@ class EvalConfig:
     C: float = 1.0  # inverse L2 strength (scikit-learn convention)
     C_per_shot: tuple[tuple[int, float], ...] = ()  # e.g. ((1, 0.2), (5, 0.6))
     backend: str = "torch"  # lr only: torch (batched solver) | sklearn (reference, per task)
-    n_jobs: int = -1  # scikit-learn tasks in parallel (threads)
+    n_jobs: int = -1  # scikit-learn tasks in parallel (threads); -1 = this process's threads (--threads)
     # system
     seed: int = 0
     device: str = "auto"

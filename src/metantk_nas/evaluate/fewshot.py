@@ -38,6 +38,9 @@ def evaluate(cfg: EvalConfig, model_path: str | os.PathLike, dataset_dir: str | 
     device = select_device(cfg.device)
     model, meta = load_model(model_path, device)
     split = open_split(dataset_dir, cfg.split)
+    if split.image_size != meta["image_size"]:
+        raise ValueError(f"{dataset_dir}: images are {split.image_size}x{split.image_size} but {model_path} was trained "
+                         f"on {meta['image_size']}x{meta['image_size']} images; evaluate on a store of that size")
     norm = meta["normalization"]
     extractor = FeatureExtractor(model, norm["mean"], norm["std"], device, cfg.batch_size, cfg.amp)
 
@@ -56,6 +59,13 @@ def evaluate(cfg: EvalConfig, model_path: str | os.PathLike, dataset_dir: str | 
             write_json(Path(out_dir) / f"{shot}shot.json", result)
         results[shot] = result
     return results
+
+
+def _jobs(n_jobs: int) -> int:
+    """scikit-learn tasks in parallel: ``-1`` means as many as this process's threads (``--threads``)."""
+    import torch
+
+    return torch.get_num_threads() if n_jobs == -1 else n_jobs
 
 
 def evaluate_shot(cfg: EvalConfig, shot: int, extractor: FeatureExtractor, images: np.ndarray, labels: np.ndarray,
@@ -82,7 +92,7 @@ def evaluate_shot(cfg: EvalConfig, shot: int, extractor: FeatureExtractor, image
         t1 = time.perf_counter()
         support_labels = np.stack([task.tiled_support(cfg.n_aug)[1] for task in tasks])
         predicted = fit_predict(support, support_labels, query, n_way=cfg.n_way, classifier=cfg.classifier, C=C,
-                                backend=cfg.backend, n_jobs=cfg.n_jobs)
+                                backend=cfg.backend, n_jobs=_jobs(cfg.n_jobs))
         t2 = time.perf_counter()
         query_labels = np.stack([task.query_labels for task in tasks])
         accuracies.extend((predicted == query_labels).mean(axis=1).tolist())

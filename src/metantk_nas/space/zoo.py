@@ -55,7 +55,10 @@ def load_genotype(name_or_path: str | Path) -> Genotype:
     path = Path(name_or_path)
     if not path.is_file():
         raise FileNotFoundError(f"{text}: neither a zoo architecture ({', '.join(list_zoo())}) nor a file")
-    content = path.read_text(encoding="utf-8").strip()
+    try:
+        content = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file; expected a genotype JSON or 'Genotype(...)' text") from None
     if content.startswith("Genotype("):
         return _genotype_from_value(content, str(path))
     try:

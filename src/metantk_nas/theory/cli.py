@@ -39,14 +39,20 @@ _KEYS = ("widths", "depth", "activation", "tasks", "test_tasks", "ways", "shots"
          "inner_lr", "outer_lr", "steps", "checkpoints", "jacobian_probes", "image_size", "seed", "device")
 
 
+def build_config(args: argparse.Namespace):
+    """The :class:`TheoryConfig` a ``theory`` command line resolves to (config file, then flags)."""
+    from metantk_nas.theory.config import load_config
+
+    return load_config(args.config, {key: getattr(args, key) for key in _KEYS})
+
+
 def _theory(args: argparse.Namespace) -> int:
     import contextlib
 
     from metantk_nas.device import claim_gpu, select_device
-    from metantk_nas.theory.config import load_config
     from metantk_nas.theory.outputs import run_and_write
 
-    config = load_config(args.config, {key: getattr(args, key) for key in _KEYS})
+    config = build_config(args)
     claim = claim_gpu() if config.device != "cpu" else contextlib.nullcontext()
     with claim:
         device = select_device(config.device)

@@ -11,9 +11,11 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-
 from metantk_nas.io import read_yaml_section
-from metantk_nas.theory.mlp import ACTIVATIONS
+
+
+#: Hidden-layer activations of the theory MLPs.
+ACTIVATIONS = ("tanh", "relu")
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-ACTIVATIONS = ("tanh", "relu")
+from metantk_nas.theory.config import ACTIVATIONS
 
 
 def activation_gain(name: str) -> float:

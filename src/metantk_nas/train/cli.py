@@ -35,11 +35,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def _run(args: argparse.Namespace) -> int:
+def build_config(args: argparse.Namespace):
+    """The :class:`TrainConfig` a ``train`` command line resolves to (config file, then flags)."""
     from metantk_nas.io import read_yaml_section
-    from metantk_nas.space import load_genotype
     from metantk_nas.train.config import TrainConfig
-    from metantk_nas.train.loop import train
 
     values = read_yaml_section(args.config, "train") if args.config else {}
     for flag, key in _OVERRIDES.items():
@@ -51,7 +50,14 @@ def _run(args: argparse.Namespace) -> int:
         values["channels_last"] = False
     if args.compile:
         values["compile"] = True
-    cfg = TrainConfig.from_dict(values, source=args.config or "train options")
+    return TrainConfig.from_dict(values, source=args.config or "train options")
+
+
+def _run(args: argparse.Namespace) -> int:
+    from metantk_nas.space import load_genotype
+    from metantk_nas.train.loop import train
+
+    cfg = build_config(args)
     model_path = train(cfg, load_genotype(args.genotype), args.dataset, args.out, args.work,
                        progress=not args.no_progress)
     print(model_path)

@@ -194,7 +194,12 @@ def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
         raise ValueError(f"{path}: not a metantk-nas model file (expected format {MODEL_FORMAT!r})")
     genotype = Genotype.from_dict(state["genotype"])
     model = FinalNetwork(genotype, C=state["channels"], n_cells=state["cells"], num_classes=state["num_classes"])
-    model.load_state_dict(state["state_dict"])
+    try:
+        model.load_state_dict(state["state_dict"])
+    except RuntimeError as error:  # torch lists every mismatching tensor; the first says enough
+        detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))
+        raise ValueError(f"{path}: the weights do not fit the network of its own genotype, {state['channels']} "
+                         f"channels and {state['cells']} cells ({detail})") from None
     model.to(device).eval()
     meta = {k: v for k, v in state.items() if k != "state_dict"}
     return model, meta
