@@ -177,5 +177,5 @@ def test_failed_conversion_keeps_an_existing_store(sources, tmp_path):
     (root / "CIFAR-FS" / "val.pickle").unlink()
     with pytest.raises(FileNotFoundError), warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        convert("rfs-cifarfs", root, out)
+        convert("rfs-cifarfs", root, out, overwrite=True)
     assert (out / "train" / "manifest.json").read_bytes() == before

@@ -75,7 +75,7 @@ def test_a_truncated_file_is_refused(small_store):
         open_split(path, "test")
 
 
-def test_large_images_are_sampled_and_full_mode_hashes_all(tmp_path, monkeypatch):
+def test_sampled_mode_misses_a_byte_between_samples_default_and_full_do_not(tmp_path, monkeypatch):
     monkeypatch.setattr(store, "FULL_HASH_LIMIT", 1000)
     monkeypatch.setattr(store, "_SAMPLE_CHUNK", 64)
     monkeypatch.setattr(store, "_SAMPLE_COUNT", 4)
@@ -89,14 +89,15 @@ def test_large_images_are_sampled_and_full_mode_hashes_all(tmp_path, monkeypatch
     changed = bytearray(original)
     changed[unsampled] ^= 0xFF
     target.write_bytes(bytes(changed))
-    open_split(path, "train")  # the cheap check cannot see a change between samples ...
-    with pytest.raises(ValueError, match="images.npy: sha256 differs"):
-        open_split(path, "train", verify="full")  # ... the full one does
+    open_split(path, "train", verify="sampled")  # the sampled check cannot see a change between samples ...
+    for verify in (True, "cached", "full"):  # ... the default and the full one do
+        with pytest.raises(ValueError, match="images.npy: sha256 differs"):
+            open_split(path, "train", verify=verify)
     changed = bytearray(original)
     changed[size - 5] ^= 0xFF  # inside the last sampled chunk
     target.write_bytes(bytes(changed))
     with pytest.raises(ValueError, match="images.npy: sampled sha256 differs"):
-        open_split(path, "train")
+        open_split(path, "train", verify="sampled")
 
 
 def test_invalid_split_leaves_nothing(tmp_path):

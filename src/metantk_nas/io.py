@@ -1,15 +1,61 @@
-"""Atomic file writing: a result file is either complete or absent, never partial."""
+"""Safe output writing: a result is either complete or absent, never partial, and never at the cost
+of something this package did not write.
+
+* ``atomic_path`` / ``atomic_directory`` write beside the target and rename on success.
+* Their temporary files and folders are recognisable as ours (``.NAME.metantk-XXXXXXXX.tmp…``) and
+  carry a liveness lock, so the next writer of the same target removes what a killed run left
+  behind (``remove_leftovers``) and never a live writer's temp or a user's look-alike.
+* Outputs get the modes a plain ``open``/``mkdir`` gives under the current umask (``mkstemp`` and
+  ``mkdtemp`` alone would give 0600/0700).
+* ``atomic_directory`` replaces an existing folder only when the caller vouches for it (``replace``).
+* ``output_lock`` keeps a second process from writing the same output at the same time.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
+import re
 import shutil
+import socket
+import sys
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+
+#: Tag in the name of every temporary file/folder this module creates (``.NAME.metantk-XXXXXXXX.tmp``).
+TEMP_TAG = "metantk-"
+#: Marker inside a temporary folder: JSON with the owner's pid and host, locked (``flock``) while it lives.
+OWNER_MARKER = ".metantk-nas-owner"
+#: A temporary *file* (which cannot hold a marker) is removed as a leftover only when unlocked and
+#: older than this: it closes the microseconds between its creation and its owner's lock.
+FILE_LEFTOVER_AGE_S = 10.0
+#: ``errno`` values meaning "this filesystem cannot lock" (some network filesystems).
+_NO_LOCKS = {errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL}
+
+
+class OutputExists(FileExistsError, ValueError):
+    """Refusal to replace something at an output path (a ``ValueError`` too, so CLIs report it in one line)."""
+
+
+class OutputLocked(BlockingIOError, ValueError):
+    """Another process holds the output lock of the same output."""
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux ``/proc``)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def _fsync_dir(path: Path) -> None:
@@ -21,23 +67,142 @@ def _fsync_dir(path: Path) -> None:
             os.close(fd)
 
 
+def _try_lock(fd: int) -> bool:
+    """Non-blocking exclusive ``flock``; False when another open file holds it or locks are unsupported."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _owner_record() -> str:
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+
+
+def _temp_pattern(name: str, suffix: str = "") -> re.Pattern[str]:
+    return re.compile(rf"\.{re.escape(name)}\.{re.escape(TEMP_TAG)}[A-Za-z0-9_-]+\.tmp{re.escape(suffix)}")
+
+
+def is_temp_name(name: str, target_name: str) -> bool:
+    """Whether ``name`` is the name of a temporary file/folder this module makes for ``target_name``."""
+    suffix = Path(target_name).suffix
+    return bool(_temp_pattern(target_name, suffix).fullmatch(name) or _temp_pattern(target_name).fullmatch(name))
+
+
+def _remove_tree_marker_last(folder: Path) -> None:
+    """Remove a marked temp folder, its marker last: a removal cut short stays recognisable."""
+    for entry in os.scandir(folder):
+        if entry.name == OWNER_MARKER:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(folder / OWNER_MARKER)
+    os.rmdir(folder)
+
+
+def _dead_temp_folder(path: Path) -> bool:
+    """Remove ``path`` if it is our temp folder whose owner is gone; True when removed."""
+    marker = path / OWNER_MARKER
+    try:
+        fd = os.open(marker, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False  # no marker: a user's look-alike, or ours in its first microseconds
+    try:
+        if not _try_lock(fd):
+            return False  # its owner is alive (or this filesystem cannot tell)
+        try:
+            same = os.path.samestat(os.fstat(fd), os.lstat(marker))
+        except OSError:
+            same = False
+        if not same:
+            return False  # removed or replaced meanwhile
+        _remove_tree_marker_last(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def _dead_temp_file(path: Path) -> bool:
+    """Remove ``path`` if it is our temp file, unlocked and older than ``FILE_LEFTOVER_AGE_S``."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        stat = os.fstat(fd)
+        if time.time() - stat.st_mtime < FILE_LEFTOVER_AGE_S or not _try_lock(fd):
+            return False
+        if not os.path.samestat(stat, os.lstat(path)):
+            return False
+        os.unlink(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
+def remove_leftovers(path: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files/folders that killed writers of ``path`` left beside it.
+
+    Only entries named ``.NAME.metantk-XXXXXXXX.tmp[SUFFIX]``, owned by no live process, are
+    removed: a folder must hold the owner marker and its lock must be free (a live writer holds
+    it until it finishes); a file must be unlocked and older than ``FILE_LEFTOVER_AGE_S``.
+    Returns what was removed.
+    """
+    target = Path(os.path.abspath(path))
+    if not target.name:
+        return []
+    patterns = (_temp_pattern(target.name), _temp_pattern(target.name, target.suffix))
+    removed = []
+    try:
+        entries = list(os.scandir(target.parent))
+    except OSError:
+        return []
+    for entry in entries:
+        if not any(pattern.fullmatch(entry.name) for pattern in patterns):
+            continue
+        candidate = Path(entry.path)
+        if entry.is_dir(follow_symlinks=False):
+            gone = _dead_temp_folder(candidate)
+        elif entry.is_file(follow_symlinks=False):
+            gone = _dead_temp_file(candidate)
+        else:
+            gone = False
+        if gone:
+            removed.append(candidate)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` only on success.
 
-    Use for writers that want a file name (``torch.save``, ``np.save``, ``savefig``).
+    Use for writers that want a file name (``torch.save``, ``np.save``, ``savefig``). The file
+    gets the umask's mode, and leftovers of killed writers of the same ``path`` are removed first.
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp" + target.suffix, dir=target.parent)
-    os.close(fd)
+    remove_leftovers(target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.{TEMP_TAG}", suffix=".tmp" + target.suffix,
+                                    dir=target.parent)
     tmp = Path(tmp_name)
     try:
+        _try_lock(fd)  # held until the rename: tells remove_leftovers that the writer is alive
+        with contextlib.suppress(OSError):  # a filesystem without modes keeps its own
+            os.fchmod(fd, 0o666 & ~current_umask())
         yield tmp
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     finally:
-        if tmp.exists():
+        os.close(fd)
+        with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
 
 
@@ -86,33 +251,137 @@ def read_json(path: str | os.PathLike) -> Any:
         raise FileNotFoundError(f"{path}: file not found")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary directory beside ``path``; it replaces ``path`` only on success.
+def temporary_directory(path: str | os.PathLike, tag: str = "") -> Iterator[Path]:
+    """A marked scratch folder beside ``path`` (``.NAME.metantk-[TAG]XXXXXXXX.tmp``), removed on exit.
 
-    Nothing is left at ``path`` (nor an old copy destroyed) when the body raises.
+    Unlike ``tempfile.TemporaryDirectory``, a folder left by a killed process is recognised and
+    removed by the next ``remove_leftovers(path)`` (every ``atomic_directory(path)`` calls it).
+    The yielded folder is the marked folder itself (mode 0700: scratch, never an output).
     """
-    target = Path(path)
+    target = Path(os.path.abspath(path))
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    root = Path(tempfile.mkdtemp(prefix=f".{target.name}.{TEMP_TAG}{tag}", suffix=".tmp", dir=target.parent))
+    fd = -1
     try:
-        yield tmp
-        if target.exists():
-            backup = target.with_name(f".{target.name}.old")
-            shutil.rmtree(backup, ignore_errors=True)
-            os.replace(target, backup)
-            os.replace(tmp, target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        # The marker appears under its final name only once locked, so a scan never sees it unlocked
+        # while its owner lives.
+        pending = root / (OWNER_MARKER + ".new")
+        fd = os.open(pending, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        _try_lock(fd)
+        os.write(fd, _owner_record().encode())
+        os.rename(pending, root / OWNER_MARKER)
+        yield root
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):
+            _remove_tree_marker_last(root)
+        if fd >= 0:
+            os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_directory(
+    path: str | os.PathLike, *, replace: Callable[[Path], None] | None = None,
+) -> Iterator[Path]:
+    """Yield a fresh folder to fill; it appears at ``path`` only when the body succeeds.
+
+    An existing ``path`` is replaced only if it is an empty folder, or if ``replace(path)`` returns
+    (it must raise to refuse; it runs again on the old folder once moved aside, so nothing added
+    meanwhile is lost). A file or symbolic link at ``path`` is never replaced. Nothing is left at
+    ``path`` (nor the old folder touched) when the body raises. Everything in flight lives in one
+    marked temp folder beside ``path`` that a killed run leaves for ``remove_leftovers``.
+    The new folder and what the body creates in it get the umask's modes.
+    """
+    target = Path(os.path.abspath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
+    _check_replaceable(target, replace)  # fail before the work, not after
+    with temporary_directory(target) as root:
+        data = root / "data"
+        data.mkdir()
+        yield data
+        _check_replaceable(target, replace)
+        old = root / "old"
+        if os.path.lexists(target):
+            os.rename(target, old)
+            try:
+                _check_replaceable(old, replace)
+            except BaseException:
+                os.rename(old, target)
+                _check_replaceable(target, replace)  # the same refusal, naming the files where they are
+                raise
+        try:
+            os.rename(data, target)
+        except BaseException:
+            if os.path.lexists(old):
+                os.rename(old, target)
+            raise
+        _fsync_dir(target.parent)
+
+
+def _check_replaceable(path: Path, replace: Callable[[Path], None] | None) -> None:
+    if not os.path.lexists(path):
+        return
+    if path.is_symlink():
+        raise OutputExists(f"{path}: is a symbolic link; refusing to replace it with a folder")
+    if not path.is_dir():
+        raise OutputExists(f"{path}: is a file; refusing to replace it with a folder")
+    if replace is not None:
+        replace(path)
+    elif any(os.scandir(path)):
+        raise OutputExists(f"{path}: folder is not empty; refusing to replace it")
+
+
+@contextlib.contextmanager
+def output_lock(path: str | os.PathLike, *, wait: bool = False, hint: str = "") -> Iterator[Path]:
+    """Hold an exclusive lock on the output ``path`` (a file ``.NAME.lock`` beside it) for the block.
+
+    A second process locking the same output is refused with ``OutputLocked`` naming the holder
+    (``hint`` is appended, e.g. " (pass --wait to wait for it)"), or with ``wait=True`` waits,
+    saying so on stderr. The lock dies with its process (``flock``), so a killed run never blocks the
+    next; the lock file itself stays (removing it would race). On a filesystem without locks a
+    warning is printed and the block runs unprotected.
+    """
+    target = Path(os.path.abspath(path))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lock = target.parent / f".{target.name}.lock"
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _describe_holder(fd)
+            if not wait:
+                raise OutputLocked(
+                    f"{target}: another process ({holder}) is writing this output; refusing to write it "
+                    f"at the same time{hint}"
+                ) from None
+            print(f"metantk-nas: {target}: waiting for another process ({holder}) writing this output to finish",
+                  file=sys.stderr, flush=True)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as error:
+            if error.errno not in _NO_LOCKS:
+                raise
+            print(f"metantk-nas: warning: {lock}: this filesystem cannot lock ({error.strerror}); "
+                  "nothing stops a second process writing the same output", file=sys.stderr, flush=True)
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, _owner_record().encode(), 0)
+        yield lock
+    finally:
+        os.close(fd)
+
+
+def _describe_holder(fd: int) -> str:
+    try:
+        record = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+        return f"pid {record['pid']} on {record['host']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unknown pid"
 
 
 def read_yaml_section(path: str | os.PathLike, section: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metantk_nas.data.store import write_store
+from metantk_nas.data.store import check_store_target, write_store
 from metantk_nas.seeding import derive_seed
 
 FONT_FAMILIES = ("DejaVuSans", "DejaVuSansMono", "DejaVuSerif", "STIXGeneral")
@@ -49,6 +49,9 @@ STROKE_RANGE = (0.0, 120.0)
 BACKGROUND_RANGE = (135.0, 255.0)
 #: Minimum luminance difference (0..255) between stroke and background.
 MIN_CONTRAST = 100.0
+#: Accepted ranges of ``image_size`` and ``images_per_class`` (the dataset is built in memory).
+IMAGE_SIZE_RANGE = (8, 512)
+IMAGES_PER_CLASS_RANGE = (1, 10_000)
 #: Font size as a fraction of the canvas; glyphs wider than ``_MAX_EXTENT`` are shrunk to fit.
 _FONT_FRACTION = 0.55
 _MAX_EXTENT = 0.8
@@ -221,32 +224,76 @@ def split_classes(chars: tuple[str, ...], seed: int) -> dict[str, list[str]]:
     return {split: sorted((chars[i] for i in idx), key=ord) for split, idx in parts.items()}
 
 
+def check_glyph_arguments(image_size: int, images_per_class: int, seed: int) -> None:
+    """Refuse sizes outside the accepted ranges, or a dataset larger than the memory available.
+
+    Checked before any work, so ``--image-size 100000`` is one clear line, not a ``MemoryError``.
+    """
+    for name, value, (low, high) in (("image_size", image_size, IMAGE_SIZE_RANGE),
+                                     ("images_per_class", images_per_class, IMAGES_PER_CLASS_RANGE)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not low <= value <= high:
+            raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    needed = _dataset_bytes(image_size, images_per_class)
+    available = _available_memory()
+    if available is not None and needed > available:
+        raise ValueError(f"image_size {image_size} with {images_per_class} images per class needs "
+                         f"{needed / 2**30:.1f} GiB of memory for the images, only {available / 2**30:.1f} GiB "
+                         "is available; choose a smaller --image-size or --images-per-class")
+
+
+def _dataset_bytes(image_size: int, images_per_class: int) -> int:
+    """Upper bound of the images held in memory (~401 classes; the class list is not computed here)."""
+    return 450 * images_per_class * image_size * image_size * 3
+
+
+def _available_memory() -> int | None:
+    """Bytes of memory available now (Linux ``MemAvailable``), or None when unknown."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def generate_glyphs(
     out_dir: str | os.PathLike,
     image_size: int = 84,
     images_per_class: int = 60,
     seed: int = 0,
     progress: Callable[[int], None] | None = None,
+    overwrite: bool = False,
 ) -> Path:
     """Generate the glyph dataset as a store at ``out_dir`` (atomic) and return its path.
 
     ``progress`` is called with the number of classes finished since the last call.
+    ``out_dir`` may be absent, empty, or (with ``overwrite``) a store written before
+    (``store.check_store_target``); that is checked before rendering.
     """
-    if image_size < 8:
-        raise ValueError(f"image_size must be at least 8, got {image_size}")
-    if images_per_class < 1:
-        raise ValueError(f"images_per_class must be positive, got {images_per_class}")
+    check_glyph_arguments(image_size, images_per_class, seed)
+    check_store_target(out_dir, overwrite)
     chars, fonts = glyph_classes()
     splits = {}
-    for split, members in split_classes(chars, seed).items():
-        images = np.empty((len(members) * images_per_class, image_size, image_size, 3), dtype=np.uint8)
-        for class_id, char in enumerate(members):
-            start = class_id * images_per_class
-            images[start:start + images_per_class] = render_class(char, fonts, image_size, images_per_class, seed)
-            if progress:
-                progress(1)
-        labels = np.repeat(np.arange(len(members), dtype=np.int64), images_per_class)
-        splits[split] = (images, labels, [class_name(char) for char in members])
+    try:
+        for split, members in split_classes(chars, seed).items():
+            images = np.empty((len(members) * images_per_class, image_size, image_size, 3), dtype=np.uint8)
+            for class_id, char in enumerate(members):
+                start = class_id * images_per_class
+                images[start:start + images_per_class] = render_class(char, fonts, image_size, images_per_class,
+                                                                      seed)
+                if progress:
+                    progress(1)
+            labels = np.repeat(np.arange(len(members), dtype=np.int64), images_per_class)
+            splits[split] = (images, labels, [class_name(char) for char in members])
+    except MemoryError:
+        raise ValueError(f"{out_dir}: not enough memory for {len(chars) * images_per_class} glyph images of "
+                         f"{image_size}×{image_size}; choose a smaller --image-size or --images-per-class") from None
     config = {"format": "glyphs", "image_size": image_size, "images_per_class": images_per_class, "seed": seed}
     return write_store(out_dir, "glyphs", "glyphs", splits, {split: list(fonts) for split in splits},
-                       expected_per_class=images_per_class, config=config, seed=seed)
+                       expected_per_class=images_per_class, config=config, seed=seed, overwrite=overwrite)

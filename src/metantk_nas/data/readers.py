@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import io
 import os
-import tempfile
 import warnings
 import zipfile
 import zlib
@@ -27,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from metantk_nas.data import safe_pickle
-from metantk_nas.data.store import SplitArrays, write_store
+from metantk_nas.data.store import SplitArrays, check_out_vs_root, check_store_target, write_store
+from metantk_nas.io import remove_leftovers, temporary_directory
 
 SPLITS = ("train", "val", "test")
 Progress = Callable[[int], None] | None
@@ -321,20 +321,25 @@ READERS: dict[str, Callable[[Path, Path, Progress], ReadResult]] = {
 }
 
 
-def convert(fmt: str, root: str | os.PathLike, out_dir: str | os.PathLike, progress: Progress = None) -> Path:
+def convert(fmt: str, root: str | os.PathLike, out_dir: str | os.PathLike, progress: Progress = None,
+            overwrite: bool = False) -> Path:
     """Read the dataset of format ``fmt`` under ``root`` and write a store at ``out_dir``.
 
-    Decoding happens in a scratch folder beside ``out_dir`` that is always removed; the store
-    appears at ``out_dir`` only when every split was read, checked and written.
+    Decoding happens in a marked scratch folder beside ``out_dir`` that is always removed (and, if
+    this process is killed, by the next writer of ``out_dir``); the store appears at ``out_dir``
+    only when every split was read, checked and written. ``out_dir`` must not be, be inside or
+    hold ``root``; it may be absent, empty, or (with ``overwrite``) a store written before.
     """
     if fmt not in READERS:
         raise ValueError(f"unknown format {fmt!r}; expected one of {sorted(READERS)}")
     root, out = Path(root), Path(out_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: dataset folder not found")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=f".{out.name}.scratch-", dir=out.parent) as scratch:
-        result = READERS[fmt](root, Path(scratch), progress)
+    check_out_vs_root(out, root)
+    check_store_target(out, overwrite)  # before hours of decoding, not after
+    remove_leftovers(out)  # scratch and temp folders of a killed conversion (GBs on real data)
+    with temporary_directory(out, tag="scratch-") as scratch:
+        result = READERS[fmt](root, scratch, progress)
         config = {"format": fmt, "root": str(root)}
         return write_store(out, result.benchmark.name, fmt, result.splits, result.sources,
-                           expected_per_class=result.benchmark.per_class, config=config)
+                           expected_per_class=result.benchmark.per_class, config=config, overwrite=overwrite)
