@@ -24,7 +24,7 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -374,6 +374,23 @@ def output_lock(path: str | os.PathLike, *, wait: bool = False, hint: str = "") 
         yield lock
     finally:
         os.close(fd)
+
+
+@contextlib.contextmanager
+def output_folder(path: str | os.PathLike, *, wait: bool = False, files: Sequence[str] = ()) -> Iterator[Path]:
+    """Claim the output folder of a command before it works: refuse a file there, lock it for the block.
+
+    Fails before hours of work, not after: a regular file at ``path``, an unwritable parent (the lock
+    file cannot be created) and a second process writing the same outputs are reported at once.
+    ``files``: lock only these names inside the folder (jobs that share a folder, one file each).
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise OutputExists(f"{target}: is a file; expected a folder for the outputs")
+    with contextlib.ExitStack() as stack:
+        for locked in [target / name for name in files] or [target]:
+            stack.enter_context(output_lock(locked, wait=wait, hint=" (pass --wait to wait for it)"))
+        yield target
 
 
 def _describe_holder(fd: int) -> str:

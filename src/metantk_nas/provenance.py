@@ -57,6 +57,7 @@ def device_info() -> dict[str, Any]:
         import torch
 
         info["torch_threads"] = torch.get_num_threads()
+        info["torch_interop_threads"] = torch.get_num_interop_threads()
         if torch.cuda.is_available():
             info["device"] = "cuda"
             info["gpu_name"] = torch.cuda.get_device_name(0)

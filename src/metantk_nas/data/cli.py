@@ -27,7 +27,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     prepare.add_argument("--image-size", type=int, default=84, help="glyphs only: image side in pixels (8..512)")
     prepare.add_argument("--images-per-class", type=int, default=60, help="glyphs only (1..10000)")
     prepare.add_argument("--seed", type=int, default=0, help="glyphs only: seed of the split and rendering")
-    prepare.add_argument("--force", action="store_true", help="replace a store this command wrote before")
     prepare.set_defaults(func=_prepare)
 
     inspect = subparsers.add_parser("inspect", help="print a store's manifests and draw a grid of samples")

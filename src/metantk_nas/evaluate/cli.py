@@ -34,6 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--amp", action="store_true",
                         help="bf16 autocast for the features (CUDA, or a CPU with native bf16)")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--wait", action="store_true", help="wait for another process writing --out instead of refusing")
     parser.set_defaults(func=_run)
 
 
@@ -59,9 +60,11 @@ def build_config(args: argparse.Namespace):
 
 def _run(args: argparse.Namespace) -> int:
     from metantk_nas.evaluate.fewshot import evaluate
+    from metantk_nas.io import output_folder
 
     cfg = build_config(args)
-    results = evaluate(cfg, args.model, args.dataset, args.out, progress=not args.no_progress)
+    with output_folder(args.out, wait=args.wait, files=[f"{shot}shot.json" for shot in cfg.shots]):
+        results = evaluate(cfg, args.model, args.dataset, args.out, progress=not args.no_progress)
     for shot, result in results.items():
         print(f"{shot}-shot: {100 * result['mean']:.2f} ± {100 * result['ci95']:.2f} % "
               f"({result['classifier']}, C={result['C']}, {result['n_tasks']} tasks)")

@@ -43,10 +43,12 @@ def build_config(args: argparse.Namespace):
 
 
 def _handle(args: argparse.Namespace) -> int:
+    from metantk_nas.io import output_folder
     from metantk_nas.search.engine import run_search
 
     cfg = build_config(args)
-    genotype = run_search(cfg, args.dataset, args.out, args.work, progress=not args.no_progress)
+    with output_folder(args.out, wait=args.wait):
+        genotype = run_search(cfg, args.dataset, args.out, args.work, progress=not args.no_progress)
     print(f"{cfg.method}: {genotype}")
     print(f"wrote {Path(args.out) / 'genotype.json'}, trace.csv, search.json")
     return 0
@@ -62,6 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="YAML file with search options")
     p.add_argument("--preset", choices=("mini", "tiered"), help="Appendix E kernel/λτ/ρ for the dataset and --cells")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument("--wait", action="store_true", help="wait for another process writing --out instead of refusing")
     p.add_argument("--method", choices=METHODS)
     p.add_argument("--kernel", choices=CHOICES["kernel"], help="MetaNTK kernel (default maml)")
     p.add_argument("--lam-tau", dest="lam_tau", type=float, help="λτ (default inf)")

@@ -32,6 +32,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format on CUDA")
     parser.add_argument("--compile", action="store_true", help="torch.compile the model")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--wait", action="store_true", help="wait for another process writing --out instead of refusing")
     parser.set_defaults(func=_run)
 
 
@@ -54,11 +55,13 @@ def build_config(args: argparse.Namespace):
 
 
 def _run(args: argparse.Namespace) -> int:
+    from metantk_nas.io import output_folder
     from metantk_nas.space import load_genotype
     from metantk_nas.train.loop import train
 
     cfg = build_config(args)
-    model_path = train(cfg, load_genotype(args.genotype), args.dataset, args.out, args.work,
-                       progress=not args.no_progress)
+    with output_folder(args.out, wait=args.wait):
+        model_path = train(cfg, load_genotype(args.genotype), args.dataset, args.out, args.work,
+                           progress=not args.no_progress)
     print(model_path)
     return 0
