@@ -10,7 +10,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -117,20 +116,22 @@ def test_a_second_writer_of_the_same_output_is_refused_or_waits(tmp_path):
     from metantk_nas.io import output_lock
 
     out = tmp_path / "search"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, sys.argv[1]); from metantk_nas.io import output_lock\n"
-        "with output_lock(sys.argv[2]):\n    print('locked', flush=True); time.sleep(float(sys.argv[3]))"),
-        str(SRC), str(out), "8"], stdout=subprocess.PIPE, text=True)
+    holder = subprocess.Popen([sys.executable, "-c", (  # holds the lock until its stdin closes
+        "import sys; sys.path.insert(0, sys.argv[1]); from metantk_nas.io import output_lock\n"
+        "with output_lock(sys.argv[2]):\n    print('locked', flush=True); sys.stdin.read()"),
+        str(SRC), str(out)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
         refused = cli("search", "--method", "random", "--seed", "1", "--out", str(out))
         assert_one_line(refused, "search", str(out), f"another process (pid {holder.pid}", "pass --wait")
         assert not (out / "genotype.json").exists()
-        started = time.monotonic()
-        waited = cli("search", "--method", "random", "--seed", "1", "--out", str(out), "--wait")
-        assert waited.returncode == 0, waited.stderr
-        assert "waiting for another process" in waited.stderr
-        assert time.monotonic() - started > 2  # it really waited for the holder
+        waiter = subprocess.Popen([sys.executable, "-m", "metantk_nas.cli", "search", "--method", "random", "--seed",
+                                   "1", "--out", str(out), "--wait"], stderr=subprocess.PIPE, text=True,
+                                  env={**os.environ, "PYTHONPATH": str(SRC), "OMP_NUM_THREADS": "1"})
+        assert "waiting for another process" in waiter.stderr.readline()
+        assert not (out / "genotype.json").exists()  # still waiting
+        holder.stdin.close()
+        assert waiter.wait(timeout=180) == 0, waiter.stderr.read()
         assert (out / "genotype.json").is_file()
     finally:
         holder.kill()
