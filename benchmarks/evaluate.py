@@ -52,7 +52,7 @@ def per_task(cfg: EvalConfig, shot: int, model: torch.nn.Module, normalization: 
         with torch.no_grad():
             features = model.forward_features(normalize(both, normalization["mean"], normalization["std"]))
         features = (features / features.norm(dim=1, keepdim=True)).double().cpu().numpy()
-        classifier = LogisticRegression(C=cfg.C_for(shot), max_iter=1000, random_state=0)
+        classifier = LogisticRegression(C=cfg.classifier_for(shot)[1], max_iter=1000, random_state=0)
         classifier.fit(features[: len(support)], task.tiled_support(cfg.n_aug)[1])
         predicted = classifier.predict(features[len(support):])
         accuracies.append(float((predicted == task.query_labels).mean()))

@@ -44,7 +44,7 @@ def model_32px(tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     store = write_random_store(tmp_path_factory.mktemp("store") / "random", classes=6, per_class=12, size=16)
-    cfg = TrainConfig(epochs=1, batch_size=16, channels=4, cells=3, device="cpu")
+    cfg = TrainConfig(epochs=1, decay_epochs=(), batch_size=16, channels=4, cells=3, device="cpu")
     model = train(cfg, genotype(), store, tmp_path_factory.mktemp("train"), progress=False)
     torch.set_num_threads(before)
     return model, store

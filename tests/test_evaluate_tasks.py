@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     store = write_random_store(tmp_path_factory.mktemp("store") / "random", classes=6, per_class=12)
-    cfg = TrainConfig(epochs=1, batch_size=16, channels=4, cells=3, device="cpu")
+    cfg = TrainConfig(epochs=1, decay_epochs=(), batch_size=16, channels=4, cells=3, device="cpu")
     model = train(cfg, genotype(), store, tmp_path_factory.mktemp("train"), progress=False)
     yield model, store
     torch.set_num_threads(before)
@@ -51,14 +51,14 @@ def test_task_set_is_identical_across_runs_and_batch_sizes(trained, tmp_path):
     model_path, store = trained
     runs = []
     for batch_size, out in ((13, tmp_path / "a"), (512, tmp_path / "b"), (512, tmp_path / "c")):
-        cfg = EvalConfig(shots=(1, 2), tasks=12, queries=4, n_aug=2, seed=3, device="cpu", batch_size=batch_size,
-                         C_per_shot=((2, 0.5),))
+        cfg = EvalConfig(shots=(1, 5), tasks=12, queries=4, n_aug=2, seed=3, device="cpu", batch_size=batch_size,
+                         C_5shot=0.5)
         evaluate(cfg, model_path, store, out, progress=False)
-        runs.append({shot: json.loads((out / f"{shot}shot.json").read_text()) for shot in (1, 2)})
-    for shot in (1, 2):
+        runs.append({shot: json.loads((out / f"{shot}shot.json").read_text()) for shot in (1, 5)})
+    for shot in (1, 5):
         assert runs[1][shot]["accuracies"] == runs[2][shot]["accuracies"]  # rerun: identical
         np.testing.assert_allclose(runs[0][shot]["accuracies"], runs[1][shot]["accuracies"], atol=1 / 20 + 1e-9)
-    result = runs[1][2]
+    result = runs[1][5]
     assert result["C"] == 0.5 and runs[1][1]["C"] == 1.0
     assert {"mean", "ci95", "accuracies", "classifier", "seeds", "timing", "provenance", "n_aug", "n_queries"} <= set(result)
     assert len(result["accuracies"]) == 12 and result["n_tasks"] == 12
@@ -75,11 +75,12 @@ def test_task_indices_depend_only_on_seed_and_index():
 
 
 @pytest.mark.parametrize("values, message", [
-    ({"classifier": "knn"}, "classifier"),
-    ({"shots": [0]}, "shots"),
+    ({"classifier_1shot": "knn"}, "classifier_1shot"),
+    ({"shots": [2]}, "shots"),
+    ({"shots": [1, 1]}, "shots"),
     ({"tasks": 0}, "tasks"),
     ({"backend": "jax"}, "backend"),
-    ({"queries": "many"}, "queries: expected an integer"),
+    ({"queries": "many"}, "key 'queries' must be an integer"),
     ({"unknown": 1}, "unknown key"),
 ])
 def test_eval_config_rejects_bad_values_by_name(values, message):

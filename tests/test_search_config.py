@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from metantk_nas.search.config import METHODS, SearchConfig
-from metantk_nas.search.methods import get_method, method_config, paper_settings
+from metantk_nas.search.config import SearchConfig
+from metantk_nas.search.methods import METHODS, get_method, paper_settings, table_methods
 from metantk_nas.search.state import SearchState, load_state, save_state
 
 
@@ -28,14 +28,16 @@ def test_round_trip_through_dict() -> None:
     ("values", "message"),
     [
         ({"pairng": "paired"}, r"unknown key\(s\) \['pairng'\].*allowed keys"),
-        ({"pairing": "both"}, r"'pairing' must be one of \['official', 'paired'\], got 'both'"),
+        ({"pairing": "both"}, r"cfg.yaml: key 'pairing' must be one of \['official', 'paired'\], got 'both'"),
         ({"delta": "ratio"}, r"'delta' must be one of \['relative', 'absolute'\]"),
-        ({"repeats": 0}, r"'repeats' must be an integer >= 1"),
+        ({"repeats": 0}, r"'repeats' must be an integer ≥ 1, got 0"),
         ({"repeats": 2.0}, r"'repeats' must be an integer"),
-        ({"lam_tau": -1.0}, r"'lam_tau' must be > 0"),
+        ({"lam_tau": -1.0}, r"'lam_tau' must be a number > 0"),
         ({"lam_tau": "fast"}, r"'lam_tau' must be a number"),
         ({"method": "fixed"}, r"'genotype' is required for method 'fixed'"),
-        ({"genotype": "metanas/in-v2"}, r"'genotype' is required for method 'fixed' and only allowed there"),
+        ({"genotype": "metanas/in-v2"}, r"allowed for the given-cell methods \['metanas', 'fixed'\] and nowhere else"),
+        ({"ops": ["skip_connect", "skip_connect"]}, r"'ops' must be distinct"),
+        ({"ops": ["none"]}, r"'ops' must be a list of values from"),
         ({"device": "tpu"}, r"'device' must be one of"),
         ({"method": "darts"}, r"'method' must be one of"),
     ],
@@ -45,15 +47,21 @@ def test_bad_values_name_the_key(values: dict, message: str) -> None:
         SearchConfig.from_dict(values, source="cfg.yaml")
 
 
-def test_every_method_has_a_spec_and_paper_settings_match_appendix_e() -> None:
-    assert [get_method(name).name for name in METHODS] == list(METHODS)
+def test_method_registry_and_paper_settings_match_appendix_e() -> None:
+    assert list(METHODS) == ["metanas", "metantk-nas", "te-nas", "linear-regions", "random", "fixed"]
+    assert table_methods("table1") == ("metanas", "metantk-nas")
+    assert table_methods("table2") == ("metantk-nas", "te-nas", "linear-regions", "random")
     assert get_method("linear-regions").condition is None and get_method("te-nas").condition == "ntk"
     assert not get_method("random").prunes and get_method("metantk-nas").prunes
+    assert get_method("metanas").genotype == "metanas/in-v2" and get_method("fixed").genotype is None
     assert paper_settings("mini", 8) == {"kernel": "anil", "lam_tau": 1.0, "reg": 1e-5}
     assert paper_settings("tiered", 8)["lam_tau"] == math.inf
     with pytest.raises(ValueError, match="no Appendix E setting"):
         paper_settings("cifar", 5)
-    assert method_config("fixed", genotype="metanas/in-v2").genotype == "metanas/in-v2"
+    with pytest.raises(ValueError, match=r"unknown search method 'darts'; expected one of \['metanas'"):
+        get_method("darts")
+    assert SearchConfig(method="fixed", genotype="metanas/in-v2").genotype == "metanas/in-v2"
+    assert SearchConfig(method="metanas").genotype is None  # its published cell (the registry's) by default
 
 
 def test_state_round_trip_and_refuses_other_config(tmp_path) -> None:

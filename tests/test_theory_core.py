@@ -167,7 +167,7 @@ def test_config_precedence_and_errors(tmp_path):
     assert config.widths == (16, 32) and config.steps == 9 and config.seed == 0
     assert config.checkpoint_steps == [0, 4, 9] or config.checkpoint_steps == [0, 5, 9]
     path.write_text("widht: [16]\n")
-    with pytest.raises(ValueError, match=r"theory\.yaml: unknown theory settings \['widht'\]"):
+    with pytest.raises(ValueError, match=r"theory\.yaml: unknown key\(s\) \['widht'\]"):
         load_config(path)
     with pytest.raises(ValueError, match="outer_lr"):
         load_config(None, {"outer_lr": 1.5})

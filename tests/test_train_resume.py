@@ -103,7 +103,7 @@ def checkpoint(store, tmp_path_factory):
     """A finished run's work directory, copied so each test may spoil it."""
     source = tmp_path_factory.getbasetemp() / "finished"
     if not source.exists():
-        train(TrainConfig(**{**CFG.to_dict(), "epochs": 1}), genotype(), store, source, progress=False)
+        train(TrainConfig(**{**CFG.to_dict(), "epochs": 1, "decay_epochs": ()}), genotype(), store, source, progress=False)
     target = tmp_path_factory.mktemp("copy")
     shutil.copytree(source / "work", target / "work")
     return target
@@ -128,6 +128,6 @@ def test_checkpoint_of_other_architecture_is_refused(store, checkpoint):
 
 
 def test_checkpoint_of_other_config_is_refused(store, checkpoint):
-    other = TrainConfig(**{**CFG.to_dict(), "epochs": 1, "lr": 0.5})
+    other = TrainConfig(**{**CFG.to_dict(), "epochs": 1, "decay_epochs": (), "lr": 0.5})
     with pytest.raises(ValueError, match=r"another configuration \(differs in \['lr'\]\)"):
         train(other, genotype(), store, checkpoint, progress=False)

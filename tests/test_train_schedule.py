@@ -38,11 +38,12 @@ def test_schedule_rejects_epochs_out_of_range():
 @pytest.mark.parametrize("values, message", [
     ({"learning_rate": 0.1}, "unknown key"),
     ({"lr": -1.0}, "lr"),
-    ({"lr": "fast"}, "lr: expected a number"),
-    ({"epochs": 2.5}, "epochs: expected an integer"),
-    ({"decay_epochs": [80, 60]}, "decay_epochs"),
+    ({"lr": "fast"}, "config.yaml: key 'lr' must be a number > 0, got 'fast'"),
+    ({"epochs": 2.5}, "key 'epochs' must be an integer ≥ 1, got 2.5"),
+    ({"decay_epochs": [80, 60]}, r"key 'decay_epochs' must be strictly ascending epochs in 1..99"),
+        ({"decay_epochs": [60, 100]}, r"below epochs = 100"),
     ({"drop_path": 1.0}, "drop_path"),
-    ({"amp": "yes"}, "amp: expected true/false"),
+    ({"amp": "yes"}, "key 'amp' must be true or false, got 'yes'"),
     ({"device": "tpu"}, "device"),
     ({"cells": 2}, "cells"),
 ])

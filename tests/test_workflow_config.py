@@ -59,9 +59,10 @@ def test_cross_key_errors(tmp_path):
     ("mutate", "expected"),
     [
         (lambda c: c["train"].update(decay_epochs=[5, 2]),
-         "config key train.decay_epochs: [5, 2] for 5 epochs; expected strictly ascending epochs in 1..4"),
+         "train settings of glyphs/5cell/metantk-nas/seed0: key 'decay_epochs' must be strictly ascending epochs "
+         "in 1..4 (below epochs = 5), got [5, 2]"),
         (lambda c: c["train"].update(decay_epochs=[5]),
-         "config key train.decay_epochs: [5] for 5 epochs"),
+         "key 'decay_epochs' must be strictly ascending epochs in 1..4 (below epochs = 5), got [5]"),
         (lambda c: c.update(metanas_genotype="metanas/v9"),
          "config key metanas_genotype: metanas/v9: neither a zoo architecture"),
         (lambda c: c.update(datasets={"mini": {"format": "rfs-mini", "root": "no/such/folder"}},
@@ -72,7 +73,7 @@ def test_cross_key_errors(tmp_path):
         (lambda c: c["evaluate"].update(queries=16),
          "config key evaluate.queries (experiments[0]): 5 shots + 16 queries need that many images per class"),
         (lambda c: c["theory"]["options"].update(steps=2, checkpoints=3),
-         "config key theory.options: checkpoints (3) exceeds steps (2)"),
+         "theory.options: key 'checkpoints' (3) exceeds steps (2)"),
     ],
     ids=["decay-descending", "decay-at-last-epoch", "unknown-genotype", "missing-root", "glyphs-with-root",
          "queries-exceed-images", "theory-checkpoints"],

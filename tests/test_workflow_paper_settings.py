@@ -80,13 +80,14 @@ def test_the_dag_snakemake_builds_is_the_plan(paper):
     root, config, jobs, _ = paper
     result = snakemake(root, "-n", "--configfile", "config/paper.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
-    found = set()
-    for rule, wildcards in re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", result.stdout, re.M):
-        found.add((rule, tuple(sorted(pair.split("=", 1)[0] + "=" + pair.split("=", 1)[1]
-                                      for pair in wildcards.split(", ")))))
+    found = {(rule, tuple(sorted(wildcards.split(", "))))
+             for rule, wildcards in re.findall(r"^rule (\w+):\n(?:    .*\n)*?    wildcards: (.*)$", result.stdout, re.M)}
     planned = {(job.rule, tuple(sorted(f"{k}={v}" for k, v in job.wildcards.items())))
                for job in jobs if job.wildcards}
-    assert found == planned
+    assert {job for job in found if job[0] != "settings"} == planned
+    settings_files = {f"{plan.SETTINGS}/{wildcards[0].removeprefix('job=')}.json"
+                      for rule, wildcards in found if rule == "settings"}
+    assert settings_files == {job.argv[job.argv.index("--config") + 1] for job in jobs if job.settings is not None}
     runs = {(j.wildcards["dataset"], j.wildcards["cells"], j.wildcards["method"]) for j in jobs if j.rule == "train"}
     assert runs == {(d, c, m) for (d, c) in APPENDIX_E for m in METHODS[d]}
 
@@ -100,7 +101,7 @@ def test_search_jobs_have_appendix_e_and_launcher_settings(paper):
         for key, value in OFFICIAL_SEARCH.items():
             assert settings[key] == value, (job.name(), key)
         if job.wildcards["method"] == "metanas":
-            assert (settings["method"], settings["genotype"]) == ("fixed", "metanas/in-v2")
+            assert (settings["method"], settings["genotype"]) == ("metanas", "metanas/in-v2")
             continue
         assert settings["kernel"] == expected["kernel"], job.name()
         assert float(settings["lam_tau"]) == expected["lam_tau"], job.name()  # written "inf" in JSON
@@ -127,9 +128,31 @@ def test_evaluate_jobs_have_the_appendix_e_classifier_per_shot(paper):
         shot = job.wildcards["shot"]
         expected = APPENDIX_E[(job.wildcards["dataset"], job.wildcards["cells"])][shot]
         assert tuple(settings["shots"]) == (shot,)
-        assert (settings["classifier"], settings["C"]) == expected, job.name()
+        assert (settings[f"classifier_{shot}shot"], settings[f"C_{shot}shot"]) == expected, job.name()
         for key, value in OFFICIAL_EVALUATE.items():
             assert settings[key] == value, (job.name(), key)
+
+
+def test_every_job_reads_its_settings_file_back_unchanged(paper, tmp_path):
+    """The command a job runs, given its settings file, resolves to exactly the planned settings."""
+    import json
+
+    from metantk_nas.cli import build_parser
+    from metantk_nas.evaluate.cli import build_config as evaluate_config
+    from metantk_nas.search.cli import build_config as search_config
+    from metantk_nas.theory.cli import build_config as theory_config
+    from metantk_nas.train.cli import build_config as train_config
+
+    builders = {"search": search_config, "train": train_config, "evaluate": evaluate_config,
+                "theory": theory_config}
+    _, config, jobs, _ = paper
+    for job in [job for job in jobs if job.settings is not None][::7]:
+        path = tmp_path / f"{job.rule}.json"
+        path.write_text(json.dumps(plan.settings_of_file(config, job.argv[job.argv.index("--config") + 1])))
+        argv = list(job.argv)
+        argv[argv.index("--config") + 1] = str(path)
+        resolved = builders[job.rule](build_parser().parse_args(argv)).to_dict()
+        assert resolved == job.settings, job.name()
 
 
 def test_prepare_and_theory_use_the_paper_data_and_defaults(paper):

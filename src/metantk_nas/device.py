@@ -65,12 +65,17 @@ def claim_gpu(lock_dir: Path = _LOCK_DIR) -> Iterator[str | None]:
             handle.close()
 
 
+def check_device(preference: str) -> None:
+    """Refuse a device setting other than ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (key named)."""
+    if preference not in {"auto", "cpu", "cuda"} and not (preference.startswith("cuda:") and preference[5:].isdigit()):
+        raise ValueError(f"key 'device' must be one of ['auto', 'cpu', 'cuda', 'cuda:N'], got {preference!r}")
+
+
 def select_device(preference: str = "auto"):
     """Return a ``torch.device``: ``auto`` means CUDA when available, else CPU."""
     import torch
 
-    if preference not in {"auto", "cpu", "cuda"} and not preference.startswith("cuda:"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {preference!r}")
+    check_device(preference)
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if preference.startswith("cuda") and not torch.cuda.is_available():

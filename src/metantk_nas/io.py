@@ -401,10 +401,11 @@ def _describe_holder(fd: int) -> str:
         return "unknown pid"
 
 
-def read_yaml_section(path: str | os.PathLike, section: str) -> dict[str, Any]:
-    """The ``section`` mapping of a YAML config file, or the whole file when it has no such section.
+def read_settings_section(path: str | os.PathLike, section: str) -> dict[str, Any]:
+    """The ``section`` mapping of a settings file, or the whole file when it has no such section.
 
-    Lets every CLI take either a stage file (flat keys) or a whole workflow-style config.
+    A ``.json`` file is read as JSON (a job's settings file), anything else as YAML; lets every CLI
+    take a stage file (flat keys), a job's settings file or a whole workflow-style config.
     """
     import yaml
 
@@ -412,9 +413,12 @@ def read_yaml_section(path: str | os.PathLike, section: str) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: config file not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as error:
-        raise ValueError(f"{path}: not valid YAML ({error})") from None
+        text = path.read_text(encoding="utf-8")
+        data = (json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)) or {}
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file") from None
+    except (yaml.YAMLError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({error})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a mapping of {section} options, got {type(data).__name__}")
     return dict(data[section]) if isinstance(data.get(section), dict) else dict(data)

@@ -7,6 +7,8 @@ from snakemake.exceptions import WorkflowError
 # `metantk-nas settings` shows exactly what the jobs run. This checkout's sources come first.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from metantk_nas import plan  # noqa: E402
+from metantk_nas.io import write_json  # noqa: E402
+from metantk_nas.search.methods import WORKFLOW_METHODS  # noqa: E402
 
 # ---------------------------------------------------------------- configuration
 # Command-line strings become numbers, the schema fills its defaults (the paper's values), then the
@@ -26,7 +28,8 @@ PACKAGE = Path("src/metantk_nas")
 wildcard_constraints:
     dataset="|".join(sorted(config["datasets"])),
     cells="5|8",
-    method="|".join(plan.METHODS),
+    method="|".join(WORKFLOW_METHODS),
+    job=r"[^.]+(?:/[^.]+)*",
     seed=r"\d+",
     shot="1|5",
 

@@ -2,6 +2,7 @@
 rule evaluate:
     input:
         store=lambda wildcards: store(wildcards.dataset),
+        settings=plan.SETTINGS_FILES["evaluate"],
         model=rules.train.output.model,
         code=code_files("evaluate", "train", "space", "data"),
     output:
@@ -18,8 +19,6 @@ rule evaluate:
         mem_mb=16000,
         gpu=1,
     params:
-        argv=lambda wildcards: plan.evaluate_argv(
-            config, run_of(wildcards), wildcards.shot
-        ),
+        argv=lambda wildcards: plan.evaluate_argv(run_of(wildcards), wildcards.shot),
     script:
         "../scripts/metantk.py"

@@ -2,6 +2,7 @@
 rule search:
     input:
         store=lambda wildcards: store(wildcards.dataset),
+        settings=plan.SETTINGS_FILES["search"],
         code=code_files("search", "kernels", "proxies", "space", "data"),
     output:
         genotype=f"{RUN}/search/genotype.json",
@@ -19,7 +20,7 @@ rule search:
         mem_mb=24000,
         gpu=1,
     params:
-        argv=lambda wildcards: plan.search_argv(config, run_of(wildcards)),
+        argv=lambda wildcards: plan.search_argv(run_of(wildcards)),
         resume=f"{WORK}/search",
     script:
         "../scripts/metantk.py"

@@ -2,6 +2,7 @@
 rule theory:
     input:
         store=lambda wildcards: store(plan.theory_dataset(config)),
+        settings=plan.SETTINGS_FILES["theory"],
         code=code_files("theory", "kernels", "data"),
     output:
         summary=report(

@@ -2,6 +2,7 @@
 rule train:
     input:
         store=lambda wildcards: store(wildcards.dataset),
+        settings=plan.SETTINGS_FILES["train"],
         genotype=rules.search.output.genotype,
         code=code_files("train", "space", "data"),
     output:
@@ -20,7 +21,7 @@ rule train:
         mem_mb=32000,
         gpu=1,
     params:
-        argv=lambda wildcards: plan.train_argv(config, run_of(wildcards)),
+        argv=lambda wildcards: plan.train_argv(run_of(wildcards)),
         resume=f"{WORK}/train",
     script:
         "../scripts/metantk.py"

@@ -1,81 +1,62 @@
-"""Few-shot evaluation configuration (Paper §6.1 / reference §6.3); mirrors the workflow's ``evaluate`` section.
+"""Few-shot evaluation configuration (Paper §6.1 / reference §6.3): the ``evaluate`` section of the workflow.
 
-Defaults are the official code's (LR with C=1.0, 50 queries per class, 5× augmented supports); the
-paper's per-setting classifier and C (Appendix E) are set by the workflow's ``paper.yaml``.
+Defaults are the official code's (LR with C=1.0 for both shot settings, 50 queries per class, 5×
+augmented supports); the paper's per-setting classifier and C (Appendix E) are set by
+``config/paper.yaml``. The protocol's two shot settings, 1 and 5, each have their own classifier
+and C, under the same keys as in the workflow config.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import ClassVar
 
-from metantk_nas.train.config import _check, _from_dict
+from metantk_nas.device import check_device
+from metantk_nas.options import Options, option
 
 CLASSIFIERS = ("lr", "svc")
 BACKENDS = ("torch", "sklearn")
+#: The shot settings of the protocol (Paper Table 1).
+SHOTS = (1, 5)
 
 
-@dataclasses.dataclass(frozen=True)
-class EvalConfig:
-    """One evaluation run; ``C_per_shot`` overrides ``C`` for the listed shot counts."""
+@dataclass(frozen=True)
+class EvalConfig(Options):
+    """One evaluation run: ``tasks`` N-way tasks per shot setting, a linear classifier per task."""
+
+    section: ClassVar[str] = "evaluate"
 
     # protocol
-    shots: tuple[int, ...] = (1, 5)
-    n_way: int = 5
-    tasks: int = 1000
-    queries: int = 50  # per class (RFS uses 15)
-    n_aug: int = 5  # copies of every support image, each independently augmented
-    split: str = "test"
-    # classifier
-    classifier: str = "lr"  # lr: multinomial logistic regression; svc: linear-kernel SVC
-    C: float = 1.0  # inverse L2 strength (scikit-learn convention)
-    C_per_shot: tuple[tuple[int, float], ...] = ()  # e.g. ((1, 0.2), (5, 0.6))
-    backend: str = "torch"  # lr only: torch (batched solver) | sklearn (reference, per task)
-    n_jobs: int = -1  # scikit-learn tasks in parallel (threads); -1 = this process's threads (--threads)
+    shots: tuple[int, ...] = option(SHOTS, "shot settings to evaluate", choices=SHOTS, workflow=False)
+    n_way: int = option(5, "classes per task", minimum=2, workflow=False)
+    tasks: int = option(1000, "test tasks per shot setting", minimum=1)
+    queries: int = option(50, "query images per class (RFS uses 15)", minimum=1)
+    n_aug: int = option(5, "augmented copies of every support image, each independently augmented", minimum=1)
+    split: str = option("test", "split the tasks are drawn from", choices=("train", "val", "test"), workflow=False)
+    # classifier per shot setting
+    classifier_1shot: str = option("lr", "classifier of 1-shot tasks: lr (logistic regression) or svc (linear SVC)",
+                                   choices=CLASSIFIERS)
+    C_1shot: float = option(1.0, "inverse L2 penalty C of the 1-shot classifier", exclusive_minimum=0)
+    classifier_5shot: str = option("lr", "classifier of 5-shot tasks", choices=CLASSIFIERS)
+    C_5shot: float = option(1.0, "inverse L2 penalty C of the 5-shot classifier", exclusive_minimum=0)
+    backend: str = option("torch", "logistic-regression solver: torch (batched) or sklearn (per task, reference)",
+                          choices=BACKENDS, workflow=False)
+    n_jobs: int = option(-1, "scikit-learn tasks in parallel (threads); -1 = this process's threads (--threads)",
+                         minimum=-1, workflow=False)
     # system
-    seed: int = 0
-    device: str = "auto"
-    batch_size: int = 128  # images per forward pass (larger only helps on a GPU)
-    amp: bool = False  # bf16 autocast for the features (CUDA or a bf16 CPU; off: float32 as the official code)
+    seed: int = option(0, "seed of the tasks and the support augmentation", minimum=0, workflow=False)
+    device: str = option("auto", "auto | cpu | cuda[:N]", workflow=False)
+    batch_size: int = option(128, "images per forward pass (larger only helps on a GPU)", minimum=1, workflow=False)
+    amp: bool = option(False, "bf16 autocast for the features (CUDA or a bf16 CPU; off: float32 as the "
+                       "official code)", workflow=False)
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "shots", tuple(self.shots))
-        object.__setattr__(self, "C_per_shot", tuple((int(k), float(c)) for k, c in self.C_per_shot))
-        _check(len(self.shots) > 0 and all(isinstance(k, int) and k >= 1 for k in self.shots),
-               "shots", "a non-empty list of integers >= 1", self.shots)
-        _check(self.n_way >= 2, "n_way", "an integer >= 2", self.n_way)
-        _check(self.tasks >= 1, "tasks", "an integer >= 1", self.tasks)
-        _check(self.queries >= 1, "queries", "an integer >= 1", self.queries)
-        _check(self.n_aug >= 1, "n_aug", "an integer >= 1", self.n_aug)
-        _check(self.split in ("train", "val", "test"), "split", "train, val or test", self.split)
-        _check(self.classifier in CLASSIFIERS, "classifier", f"one of {CLASSIFIERS}", self.classifier)
-        _check(self.C > 0 and all(c > 0 for _, c in self.C_per_shot), "C", "positive numbers", self.C)
-        _check(self.backend in BACKENDS, "backend", f"one of {BACKENDS}", self.backend)
-        _check(self.seed >= 0, "seed", "a non-negative integer", self.seed)
-        _check(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
-        _check(self.device in {"auto", "cpu", "cuda"} or self.device.startswith("cuda:"),
-               "device", "'auto', 'cpu', 'cuda' or 'cuda:N'", self.device)
+    def check(self) -> None:
+        if not self.shots or len(set(self.shots)) != len(self.shots):
+            raise ValueError(f"key 'shots' must be distinct values from {list(SHOTS)}, got {list(self.shots)}")
+        if self.n_jobs == 0:
+            raise ValueError("key 'n_jobs' must be -1 or a positive integer, got 0")
+        check_device(self.device)
 
-    def C_for(self, shot: int) -> float:
-        """The regularisation C used for ``shot``-shot tasks."""
-        return dict(self.C_per_shot).get(shot, self.C)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any], source: str = "evaluate config") -> EvalConfig:
-        """Build from a mapping; ``C_per_shot`` may be a mapping ``{shot: C}``; unknown keys are refused."""
-        values = dict(values)
-        if isinstance(values.get("C_per_shot"), Mapping):
-            values["C_per_shot"] = [[int(k), v] for k, v in values["C_per_shot"].items()]
-        if "C_per_shot" in values:
-            pairs = values.pop("C_per_shot")
-            if not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in pairs):
-                raise ValueError(f"{source}: C_per_shot: expected a mapping shot → C, got {pairs!r}")
-            base = _from_dict(cls, values, source)
-            return dataclasses.replace(base, C_per_shot=tuple((int(k), float(c)) for k, c in pairs))
-        return _from_dict(cls, values, source)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"shots": list(self.shots), **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)
-                                              if f.name not in ("shots", "C_per_shot")},
-                "C_per_shot": {str(k): c for k, c in self.C_per_shot}}
+    def classifier_for(self, shot: int) -> tuple[str, float]:
+        """The classifier and its C for ``shot``-shot tasks."""
+        return getattr(self, f"classifier_{shot}shot"), getattr(self, f"C_{shot}shot")

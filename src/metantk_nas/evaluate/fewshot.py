@@ -75,7 +75,7 @@ def evaluate_shot(cfg: EvalConfig, shot: int, extractor: FeatureExtractor, image
     ``padding`` is the support augmentation's crop padding (the one the network was trained with).
     """
     sampler = TaskSampler(labels, cfg.n_way, shot, cfg.queries, cfg.seed)
-    C = cfg.C_for(shot)
+    classifier, C = cfg.classifier_for(shot)
     accuracies: list[float] = []
     feature_s = classifier_s = 0.0
     chunks = range(0, cfg.tasks, TASK_CHUNK)
@@ -91,7 +91,7 @@ def evaluate_shot(cfg: EvalConfig, shot: int, extractor: FeatureExtractor, image
         query = bank[np.stack([task.query for task in tasks])]
         t1 = time.perf_counter()
         support_labels = np.stack([task.tiled_support(cfg.n_aug)[1] for task in tasks])
-        predicted = fit_predict(support, support_labels, query, n_way=cfg.n_way, classifier=cfg.classifier, C=C,
+        predicted = fit_predict(support, support_labels, query, n_way=cfg.n_way, classifier=classifier, C=C,
                                 backend=cfg.backend, n_jobs=_jobs(cfg.n_jobs))
         t2 = time.perf_counter()
         query_labels = np.stack([task.query_labels for task in tasks])
@@ -101,8 +101,8 @@ def evaluate_shot(cfg: EvalConfig, shot: int, extractor: FeatureExtractor, image
     mean, ci95 = mean_ci95(accuracies)
     return {
         "n_shot": shot, "n_way": cfg.n_way, "n_tasks": cfg.tasks, "n_queries": cfg.queries, "n_aug": cfg.n_aug,
-        "split": cfg.split, "classifier": cfg.classifier, "C": C,
-        "backend": cfg.backend if cfg.classifier == "lr" else "sklearn",
+        "split": cfg.split, "classifier": classifier, "C": C,
+        "backend": cfg.backend if classifier == "lr" else "sklearn",
         "seeds": {"tasks": cfg.seed, "augmentation": f"derive_seed({cfg.seed}, 'support-augment', {shot}, task)"},
         "unit": "fraction", "mean": mean, "ci95": ci95, "accuracies": accuracies,
         "timing": {"support_features_s": feature_s, "classifier_s": classifier_s},

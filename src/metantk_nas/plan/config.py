@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from metantk_nas.plan.jobs import GLYPH_KEYS, SHOTS, STORE, datasets_needed, settings
+from metantk_nas.plan.jobs import GLYPH_KEYS, SHOTS, STORE, datasets_needed, job_settings, runs, settings
 
 #: The embedded default, relative to the workflow folder: read only when no config file is given.
 DEFAULT_CONFIG = Path("config/config.yaml")
@@ -190,6 +190,7 @@ def problems_of(config: Mapping[str, Any], *, workdir: str | os.PathLike = ".",
                             "merge the two entries")
         seen.add(pair)
         problems += _experiment_problems(config, entry, key)
+    problems += _job_problems(config)
     used = sorted({entry["dataset"] for entry in config["experiments"]})
     if config["ablation_dataset"] not in used:
         problems.append(f"config key ablation_dataset: {config['ablation_dataset']!r} has no experiments; "
@@ -198,7 +199,6 @@ def problems_of(config: Mapping[str, Any], *, workdir: str | os.PathLike = ".",
     if theory is not None and theory not in config["datasets"]:
         problems.append(f"config key theory.dataset: {theory!r} is not a key of 'datasets'; "
                         f"allowed values: {names} or null")
-    problems += _theory_problems(config)
     problems += _genotype_problems(config)
     for name in sorted(config["datasets"]):
         problems += _dataset_problems(config, name, workdir, require_data)
@@ -206,38 +206,38 @@ def problems_of(config: Mapping[str, Any], *, workdir: str | os.PathLike = ".",
 
 
 def _experiment_problems(config: Mapping[str, Any], entry: Mapping[str, Any], key: str) -> list[str]:
-    problems = []
-    train = settings(config, "train", entry["dataset"], entry["cells"])
-    decay, epochs = list(train["decay_epochs"]), train["epochs"]
-    where = f"{key}.train.decay_epochs" if "decay_epochs" in entry.get("train", {}) else "train.decay_epochs"
-    if decay != sorted(set(decay)) or any(not 1 <= d < epochs for d in decay):
-        problems.append(f"config key {where}: {decay} for {epochs} epochs; expected strictly ascending "
-                        f"epochs in 1..{epochs - 1} (the learning rate drops after each)")
     images = _images_per_class(config["datasets"][entry["dataset"]])
-    if images is not None:
-        evaluate = settings(config, "evaluate", entry["dataset"], entry["cells"])
-        if max(SHOTS) + evaluate["queries"] > images:
-            problems.append(f"config key evaluate.queries ({key}): {max(SHOTS)} shots + {evaluate['queries']} "
-                            f"queries need that many images per class, dataset {entry['dataset']!r} renders "
-                            f"{images}; lower the queries or raise datasets.{entry['dataset']}.images_per_class")
-        search = settings(config, "search", entry["dataset"], entry["cells"])
-        if search["shots"] + search["queries"] > images:
-            problems.append(f"config key search.shots/queries ({key}): {search['shots']} + {search['queries']} "
-                            f"images per class, dataset {entry['dataset']!r} renders {images}")
+    if images is None:
+        return []
+    problems = []
+    evaluate = settings(config, "evaluate", entry["dataset"], entry["cells"])
+    if max(SHOTS) + evaluate["queries"] > images:
+        problems.append(f"config key evaluate.queries ({key}): {max(SHOTS)} shots + {evaluate['queries']} "
+                        f"queries need that many images per class, dataset {entry['dataset']!r} renders "
+                        f"{images}; lower the queries or raise datasets.{entry['dataset']}.images_per_class")
+    search = settings(config, "search", entry["dataset"], entry["cells"])
+    if search["shots"] + search["queries"] > images:
+        problems.append(f"config key search.shots/queries ({key}): {search['shots']} + {search['queries']} "
+                        f"images per class, dataset {entry['dataset']!r} renders {images}")
     return problems
 
 
-def _theory_problems(config: Mapping[str, Any]) -> list[str]:
-    options = config["theory"].get("options", {})
-    if not config["theory"]["enabled"]:
-        return []
-    from metantk_nas.theory.config import load_config
-
-    try:
-        load_config(None, dict(options))
-    except (TypeError, ValueError) as error:
-        return [f"config key theory.options: {error}".replace("command line: theory config: ", "")]
-    return []
+def _job_problems(config: Mapping[str, Any]) -> list[str]:
+    """Every job's settings, checked by its stage's settings class (ranges, e.g. decay epochs < epochs)."""
+    problems: list[str] = []
+    known = {entry["dataset"] for entry in config["experiments"]} <= set(config["datasets"])
+    candidates = [("theory", {})] if config["theory"]["enabled"] else []
+    if known:
+        candidates += [(rule, {**run, "shot": shot}) for run in runs(config) for rule in ("search", "train", "evaluate")
+                       for shot in (SHOTS if rule == "evaluate" else (None,))]
+    for rule, wildcards in candidates:
+        try:
+            job_settings(config, rule, {k: v for k, v in wildcards.items() if v is not None})
+        except ValueError as error:
+            message = f"config: {error}"
+            if message not in problems:
+                problems.append(message)
+    return problems
 
 
 def _genotype_problems(config: Mapping[str, Any]) -> list[str]:

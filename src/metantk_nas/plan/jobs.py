@@ -6,18 +6,14 @@ settings a user inspects are the settings the jobs get. Imports neither torch no
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: Methods whose cell is searched here; ``metanas`` trains a published cell instead.
-SEARCHED_METHODS = ("metantk-nas", "te-nas", "linear-regions", "random")
-METHODS = SEARCHED_METHODS + ("metanas",)
-#: Methods of each table (Paper Table 1 rows reproduced here; Paper Table 2 rows).
-TABLE1_METHODS = ("metantk-nas", "metanas")
-TABLE2_METHODS = ("metantk-nas", "te-nas", "linear-regions", "random")
+from metantk_nas.evaluate.config import SHOTS
+
 #: Which paper column a prepared dataset is compared with (by source format).
 PAPER_DATASET = {
     "rfs-mini": "miniImageNet",
@@ -25,7 +21,6 @@ PAPER_DATASET = {
     "rfs-tiered": "tieredImageNet",
     "ren-tiered": "tieredImageNet",
 }
-SHOTS = (1, 5)
 #: Keys of a dataset entry that only the rendered glyphs use.
 GLYPH_KEYS = ("image_size", "images_per_class", "seed")
 
@@ -68,10 +63,11 @@ def runs(config: Mapping[str, Any], methods: Iterable[str] | None = None,
 
 
 def table_runs(config: Mapping[str, Any], table: str) -> list[dict[str, Any]]:
-    """Runs that feed Table 1 or Table 2."""
-    if table == "table1":
-        return runs(config, methods=TABLE1_METHODS)
-    return runs(config, methods=TABLE2_METHODS, datasets=[config["ablation_dataset"]])
+    """Runs that feed Table 1 (every dataset) or Table 2 (the ablation dataset)."""
+    from metantk_nas.search.methods import table_methods
+
+    datasets = None if table == "table1" else [config["ablation_dataset"]]
+    return runs(config, methods=table_methods(table), datasets=datasets)
 
 
 def theory_dataset(config: Mapping[str, Any]) -> str:
@@ -93,17 +89,73 @@ def paper_datasets(config: Mapping[str, Any]) -> list[str]:
             if entry["format"] in PAPER_DATASET]
 
 
+# ---------------------------------------------------------------- settings of each job
+
+#: Where each job's resolved settings are written (by rule ``settings``); the job reads them with
+#: ``--config FILE``, and as a tracked input a changed setting reruns exactly the jobs it concerns.
+SETTINGS = "results/.settings"
+RUN_PATH = "{dataset}/{cells}cell/{method}/seed{seed}"
+SETTINGS_FILES = {
+    "search": f"{SETTINGS}/search/{RUN_PATH}.json",
+    "train": f"{SETTINGS}/train/{RUN_PATH}.json",
+    "evaluate": f"{SETTINGS}/evaluate/{RUN_PATH}/{{shot}}shot.json",
+    "theory": f"{SETTINGS}/theory/theory.json",
+}
+_RUN_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<cells>\d+)cell/(?P<method>[^/]+)/seed(?P<seed>\d+)(?:/(?P<shot>\d+)shot)?")
+
+
+def job_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, Any]) -> dict[str, Any]:
+    """Every setting of one job, resolved and checked by the stage's own settings class."""
+    from metantk_nas.evaluate.config import EvalConfig
+    from metantk_nas.search.config import SearchConfig
+    from metantk_nas.search.methods import get_method
+    from metantk_nas.theory.config import TheoryConfig
+    from metantk_nas.train.config import TrainConfig
+
+    if rule == "theory":
+        return TheoryConfig.from_dict(config["theory"].get("options", {}), source="theory.options").to_dict()
+    dataset, cells, method, seed = (wildcards[key] for key in ("dataset", "cells", "method", "seed"))
+    identity = {"cells": int(cells), "seed": int(seed)}
+    where = f"{rule} settings of {RUN_PATH.format(**wildcards)}"
+    if rule == "search":
+        values = {"method": method, **identity, "channels": config["channels"]}
+        source = get_method(method).source
+        if source == "genotype":
+            values["genotype"] = config[f"{method}_genotype"]
+        elif source == "search":
+            values.update(settings(config, "search", dataset, cells))
+        return SearchConfig.from_dict(values, source=where).to_dict()
+    if rule == "train":
+        values = {**identity, "channels": config["channels"], **settings(config, "train", dataset, cells)}
+        return TrainConfig.from_dict(values, source=where).to_dict()
+    if rule == "evaluate":
+        values = {"shots": [int(wildcards["shot"])], "seed": int(seed), **settings(config, "evaluate", dataset, cells)}
+        return EvalConfig.from_dict(values, source=where).to_dict()
+    raise ValueError(f"rule {rule!r} has no settings file")
+
+
+def settings_file(rule: str, wildcards: Mapping[str, Any]) -> str:
+    """The settings file of one job."""
+    return SETTINGS_FILES[rule].format(**wildcards)
+
+
+def settings_of_file(config: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The settings that belong in ``path`` (a settings file of :data:`SETTINGS_FILES`)."""
+    rule, _, rest = path.removeprefix(SETTINGS + "/").partition("/")
+    if rule == "theory":
+        return job_settings(config, rule, {})
+    match = _RUN_PATH.fullmatch(rest.removesuffix(".json"))
+    if rule not in SETTINGS_FILES or match is None:
+        raise ValueError(f"{path}: not a settings file of the workflow")
+    return job_settings(config, rule, {k: v for k, v in match.groupdict().items() if v is not None})
+
+
 # ---------------------------------------------------------------- command lines
 
 
-def cli_options(options: Mapping[str, Any]) -> list[str]:
-    """``{"lam_tau": inf, "decay_epochs": [60, 80]}`` -> ``["--lam-tau", "inf", "--decay-epochs", "60", "80"]``."""
-    argv = []
-    for key, value in options.items():
-        argv.append(f"--{key.replace('_', '-')}")
-        values = value if isinstance(value, (list, tuple)) else [value]
-        argv.extend("inf" if isinstance(v, float) and math.isinf(v) else str(v) for v in values)
-    return argv
+def _options(options: Mapping[str, Any]) -> list[str]:
+    """``{"image_size": 32}`` -> ``["--image-size", "32"]``."""
+    return [item for key, value in options.items() for item in (f"--{key.replace('_', '-')}", str(value))]
 
 
 def prepare_argv(config: Mapping[str, Any], dataset: str) -> list[str]:
@@ -112,38 +164,26 @@ def prepare_argv(config: Mapping[str, Any], dataset: str) -> list[str]:
     argv = ["prepare", "--format", entry["format"], "--out", STORE.format(dataset=dataset), "--force"]
     if entry.get("root"):
         argv += ["--root", entry["root"]]
-    return argv + cli_options({key: entry[key] for key in GLYPH_KEYS if key in entry})
+    return argv + _options({key: entry[key] for key in GLYPH_KEYS if key in entry})
 
 
-def search_argv(config: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
-    """``metantk-nas search`` arguments of one run; ``metanas`` trains the configured published cell."""
-    method = run["method"]
-    argv = ["search", "--dataset", STORE.format(**run), "--method", "fixed" if method == "metanas" else method,
-            "--cells", str(run["cells"]), "--channels", str(config["channels"]), "--seed", str(run["seed"]),
+def search_argv(run: Mapping[str, Any]) -> list[str]:
+    """``metantk-nas search`` arguments of one run."""
+    return ["search", "--config", settings_file("search", run), "--dataset", STORE.format(**run),
             "--out", f"{RUN}/search".format(**run)]
-    if method == "metanas":
-        return argv + ["--genotype", config["metanas_genotype"]]
-    if method == "random":
-        return argv
-    return argv + cli_options(settings(config, "search", run["dataset"], run["cells"]))
 
 
-def train_argv(config: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
+def train_argv(run: Mapping[str, Any]) -> list[str]:
     """``metantk-nas train`` arguments of one run."""
-    return ["train", "--genotype", f"{RUN}/search/genotype.json".format(**run), "--dataset", STORE.format(**run),
-            "--cells", str(run["cells"]), "--channels", str(config["channels"]), "--seed", str(run["seed"]),
-            "--out", f"{RUN}/train".format(**run)] + cli_options(settings(config, "train", run["dataset"],
-                                                                                   run["cells"]))
+    return ["train", "--config", settings_file("train", run), "--genotype", f"{RUN}/search/genotype.json".format(**run),
+            "--dataset", STORE.format(**run), "--out", f"{RUN}/train".format(**run)]
 
 
-def evaluate_argv(config: Mapping[str, Any], run: Mapping[str, Any], shot: int | str) -> list[str]:
+def evaluate_argv(run: Mapping[str, Any], shot: int | str) -> list[str]:
     """``metantk-nas evaluate`` arguments of one run and shot count."""
-    options = settings(config, "evaluate", run["dataset"], run["cells"])
-    classifier, penalty = options[f"classifier_{shot}shot"], options[f"C_{shot}shot"]
-    shared = {key: value for key, value in options.items() if not key.startswith(("classifier_", "C_"))}
-    return ["evaluate", "--model", f"{RUN}/train/model.pt".format(**run), "--dataset", STORE.format(**run),
-            "--shots", str(shot), "--seed", str(run["seed"]), "--classifier", classifier, "--C", str(penalty),
-            "--out", f"{RUN}/evaluate".format(**run)] + cli_options(shared)
+    return ["evaluate", "--config", settings_file("evaluate", {**run, "shot": shot}),
+            "--model", f"{RUN}/train/model.pt".format(**run), "--dataset", STORE.format(**run),
+            "--out", f"{RUN}/evaluate".format(**run)]
 
 
 def draw_argv(run: Mapping[str, Any]) -> list[str]:
@@ -155,8 +195,8 @@ def draw_argv(run: Mapping[str, Any]) -> list[str]:
 
 def theory_argv(config: Mapping[str, Any]) -> list[str]:
     """``metantk-nas theory`` arguments."""
-    return ["theory", "--dataset", STORE.format(dataset=theory_dataset(config)), "--out", THEORY] + \
-        cli_options(config["theory"].get("options", {}))
+    return ["theory", "--config", settings_file("theory", {}), "--dataset",
+            STORE.format(dataset=theory_dataset(config)), "--out", THEORY]
 
 
 def table_argv(config: Mapping[str, Any], table: str) -> list[str]:
@@ -180,11 +220,12 @@ def figures_argv(config: Mapping[str, Any]) -> list[str]:
 
 @dataclass(frozen=True)
 class Job:
-    """One job of the DAG: its rule, wildcards and command line."""
+    """One job of the DAG: its rule, wildcards, command line and (for the stages) resolved settings."""
 
     rule: str
     wildcards: dict[str, Any] = field(hash=False)
     argv: tuple[str, ...]
+    settings: dict[str, Any] | None = field(default=None, hash=False)
 
     def name(self) -> str:
         """``search dataset=mini cells=5 method=metantk-nas seed=1`` (as Snakemake prints wildcards)."""
@@ -192,45 +233,28 @@ class Job:
 
 
 def jobs(config: Mapping[str, Any]) -> list[Job]:
-    """Every job of the DAG that ``snakemake`` builds from ``config`` (``all`` excepted)."""
+    """Every job of the DAG that ``snakemake`` builds from ``config`` (``all`` and ``settings`` excepted)."""
     found = [Job("prepare", {"dataset": name}, tuple(prepare_argv(config, name)))
              for name in datasets_needed(config)]
     for run in runs(config):
-        found.append(Job("search", dict(run), tuple(search_argv(config, run))))
-        found.append(Job("train", dict(run), tuple(train_argv(config, run))))
-        found += [Job("evaluate", {**run, "shot": shot}, tuple(evaluate_argv(config, run, shot))) for shot in SHOTS]
+        found.append(Job("search", dict(run), tuple(search_argv(run)), job_settings(config, "search", run)))
+        found.append(Job("train", dict(run), tuple(train_argv(run)), job_settings(config, "train", run)))
+        found += [Job("evaluate", {**run, "shot": shot}, tuple(evaluate_argv(run, shot)),
+                      job_settings(config, "evaluate", {**run, "shot": shot})) for shot in SHOTS]
         found.append(Job("draw_cells", dict(run), tuple(draw_argv(run))))
     found += [Job(table, {}, tuple(table_argv(config, table))) for table in ("table1", "table2")]
     found.append(Job("figures", {}, tuple(figures_argv(config))))
     if config["theory"]["enabled"]:
-        found.append(Job("theory", {}, tuple(theory_argv(config))))
+        found.append(Job("theory", {}, tuple(theory_argv(config)), job_settings(config, "theory", {})))
     return found
 
 
 def resolved_settings(job: Job) -> dict[str, Any]:
-    """Every setting the job runs with: its command line parsed by the CLI into the stage's config.
-
-    What the job's command would resolve itself (defaults included), without running it.
-    """
+    """Every setting the job runs with: its settings file, or for the other rules its parsed command line."""
+    if job.settings is not None:
+        return job.settings
     from metantk_nas.cli import build_parser
-
-    args = build_parser().parse_args(list(job.argv))
-    if job.rule == "search":
-        from metantk_nas.search.cli import build_config
-
-        return build_config(args).to_dict()
-    if job.rule == "train":
-        from metantk_nas.train.cli import build_config
-
-        return build_config(args).to_dict()
-    if job.rule == "evaluate":
-        from metantk_nas.evaluate.cli import build_config
-
-        return build_config(args).to_dict()
-    if job.rule == "theory":
-        from metantk_nas.theory.cli import build_config
-
-        return build_config(args).to_dict()
     from metantk_nas.io import to_jsonable
 
+    args = build_parser().parse_args(list(job.argv))
     return to_jsonable({key: value for key, value in vars(args).items() if key not in {"func", "threads", "command"}})

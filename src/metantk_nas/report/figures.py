@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from metantk_nas.report.results import SHOTS, RunResult
-from metantk_nas.report.tables import METHOD_ORDER, MODEL_NAMES
+from metantk_nas.report.tables import method_label
+from metantk_nas.search.methods import METHODS, table_methods
 
 #: The search methods of the ablation, in the paper's Table 2 order.
-ABLATION_METHODS = ("metantk-nas", "te-nas", "linear-regions", "random")
+ABLATION_METHODS = table_methods("table2")
 
 
 def _save(figure: Any, out_dir: Path, stem: str) -> list[Path]:
@@ -65,7 +66,7 @@ def ablation_figure(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> l
                 if row[f"acc_{shot}shot_paper_mean"] is not None:
                     paper_x.append(x)
                     paper_y.append(row[f"acc_{shot}shot_paper_mean"])
-            ax.bar(xs, means, width, yerr=errors, capsize=3, label=MODEL_NAMES.get(method, method))
+            ax.bar(xs, means, width, yerr=errors, capsize=3, label=method_label(method))
             if paper_x:
                 ax.scatter(paper_x, paper_y, marker="_", s=200, color="black", zorder=3,
                            label="paper" if index == 0 else None)
@@ -86,7 +87,7 @@ def search_cost_figure(runs: Sequence[RunResult], out_dir: str | Path) -> list[P
     import matplotlib.pyplot as plt
 
     groups = sorted({(run.dataset, run.cells) for run in runs})
-    methods = [m for m in METHOD_ORDER if any(run.method == m for run in runs)]
+    methods = [m for m in METHODS if any(run.method == m for run in runs)]
     figure, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(groups) * max(len(methods), 1) / 2), 3.6))
     width = 0.8 / max(len(methods), 1)
     for index, method in enumerate(methods):
@@ -97,7 +98,7 @@ def search_cost_figure(runs: Sequence[RunResult], out_dir: str | Path) -> list[P
                 xs.append(group + (index - (len(methods) - 1) / 2) * width)
                 means.append(statistics.fmean(hours) * 60.0)
                 errors.append(_std(hours) * 60.0)
-        ax.bar(xs, means, width, yerr=errors, capsize=3, label=MODEL_NAMES.get(method, method))
+        ax.bar(xs, means, width, yerr=errors, capsize=3, label=method_label(method))
     ax.set_xticks(range(len(groups)), [f"{d}\n{c} cells" for d, c in groups])
     ax.set_ylabel("search cost (minutes)")
     devices = sorted({run.search_device for run in runs})
@@ -143,7 +144,7 @@ def search_trace_figure(traces: Sequence[tuple[RunResult, Sequence[Mapping[str, 
     import matplotlib.pyplot as plt
 
     figure, (ax_cond, ax_regions) = plt.subplots(1, 2, figsize=(10, 3.8))
-    colours = {method: f"C{index}" for index, method in enumerate(METHOD_ORDER)}
+    colours = {method: f"C{index}" for index, method in enumerate(METHODS)}
     labelled: set[tuple[str, str, int]] = set()
     for run, rows in sorted(traces, key=lambda item: (item[0].dataset, item[0].cells, item[0].method,
                                                                item[0].seed)):
@@ -151,7 +152,7 @@ def search_trace_figure(traces: Sequence[tuple[RunResult, Sequence[Mapping[str, 
         if not series:
             continue
         setting = (run.dataset, run.method, run.cells)
-        label = None if setting in labelled else f"{MODEL_NAMES.get(run.method, run.method)}, {run.dataset}, {run.cells} cells"
+        label = None if setting in labelled else f"{method_label(run.method)}, {run.dataset}, {run.cells} cells"
         labelled.add(setting)
         style = {"color": colours.get(run.method, "black"), "linestyle": "--" if run.cells == 8 else "-",
                  "marker": "o", "markersize": 3, "alpha": 0.8}

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from metantk_nas.report.results import SHOTS, RunResult
+from metantk_nas.search.methods import METHODS
 
 #: Column order of table1.csv and table2.csv.
 COLUMNS: tuple[str, ...] = (
@@ -29,16 +30,9 @@ COLUMNS: tuple[str, ...] = (
     "acc_1shot_mean", "acc_1shot_std", "acc_1shot_paper_mean", "acc_1shot_paper_std", "acc_1shot_diff",
     "acc_5shot_mean", "acc_5shot_std", "acc_5shot_paper_mean", "acc_5shot_paper_std", "acc_5shot_diff",
 )
-#: Display names of the methods (the paper's row labels).
-MODEL_NAMES = {
-    "metantk-nas": "MetaNTK-NAS",
-    "metanas": "MetaNAS(retrained)",
-    "te-nas": "TE-NAS",
-    "linear-regions": "Linear Region",
-    "random": "Random Cell",
-}
-#: Row order within a table.
-METHOD_ORDER = ("metanas", "metantk-nas", "te-nas", "linear-regions", "random")
+def method_label(method: str) -> str:
+    """A method's row label (the paper's), from the method registry."""
+    return METHODS[method].label if method in METHODS else method
 
 
 @cache
@@ -118,7 +112,7 @@ def build_rows(runs: Iterable[RunResult], table: str, paper_datasets: Mapping[st
     if not groups:
         raise ValueError(f"{table}: no runs given")
     rows = []
-    order = {method: index for index, method in enumerate(METHOD_ORDER)}
+    order = {method: index for index, method in enumerate(METHODS)}
     for (method, dataset, cells), members in sorted(
         groups.items(), key=lambda item: (item[0][1], item[0][2], order.get(item[0][0], len(order)), item[0][0])
     ):
@@ -131,7 +125,7 @@ def build_rows(runs: Iterable[RunResult], table: str, paper_datasets: Mapping[st
         on_gpu = devices == ["cuda"]
         row: dict[str, Any] = {
             "method": method,
-            "model": MODEL_NAMES.get(method, method),
+            "model": method_label(method),
             "dataset": dataset,
             "paper_dataset": paper_dataset,
             "cells": cells,

@@ -9,10 +9,10 @@ from metantk_nas._lazy import lazy_getattr
 
 _EXPORTS = {
     "SearchConfig": "config",
-    "METHODS": "config",
-    "MethodSpec": "methods",
+    "METHODS": "methods",
+    "Method": "methods",
     "get_method": "methods",
-    "method_config": "methods",
+    "table_methods": "methods",
     "paper_settings": "methods",
     "rank_candidates": "ranking",
     "round_to": "ranking",

@@ -366,7 +366,7 @@ def run_search(
     if not spec.prunes:
         from metantk_nas.space import load_genotype, random_genotype
 
-        genotype = random_genotype(cfg.seed) if cfg.method == "random" else load_genotype(cfg.genotype)
+        genotype = random_genotype(cfg.seed) if spec.source == "random" else load_genotype(cfg.genotype or spec.genotype)
         _write_outputs(out, cfg, genotype, [], {
             "wall_seconds": time.perf_counter() - started, "device": "cpu", "device_name": _device_name(None),
             "kernel_evaluations": 0, "region_evaluations": 0, "candidates": 0, "rounds": [], "sessions": 1,

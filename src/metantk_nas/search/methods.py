@@ -1,7 +1,9 @@
-"""Search methods as configurations of the one engine (paper Tables 1–2, reference §5).
+"""The methods: every architecture source of the tables, one registry for engine, workflow, tables and figures.
 
-A method only decides *what* ΔC measures (MetaNTK, NTK or nothing) or whether the pruning
-search runs at all; the pruning, ranking, tracing and resuming are shared.
+A method only decides *where* its cell comes from (the pruning search driven by a condition number
+and linear regions, a random draw, or a given genotype) and *what* ΔC measures; the pruning,
+ranking, tracing and resuming are shared. The workflow's ``methods`` keys, the schema's enum, the
+row labels and order of Tables 1 and 2 and the ablation figure all read :data:`METHODS`.
 """
 
 from __future__ import annotations
@@ -9,37 +11,68 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from metantk_nas.search.config import METHODS, SearchConfig
-
 
 @dataclass(frozen=True)
-class MethodSpec:
-    """How one method obtains its genotype."""
+class Method:
+    """One architecture source.
+
+    Attributes:
+        name: the key in configs, CLIs, paths and tables.
+        label: the paper's row label.
+        source: ``search`` (the pruning search), ``random`` (a cell drawn from the seed) or ``genotype``
+            (a given cell, trained here).
+        condition: what ΔC measures in a search: ``metantk``, ``ntk`` or ``None`` (ΔC ≡ 0).
+        tables: the paper tables this method is a row of.
+        genotype: the default cell of a ``genotype`` method (None: it must be given).
+        summary: one line for the documentation.
+    """
 
     name: str
-    condition: str | None  # "metantk" | "ntk" | None (ΔC ≡ 0); meaningful only when ``prunes``
-    prunes: bool  # True: run the pruning search; False: the genotype is given (random / fixed)
+    label: str
+    source: str
+    condition: str | None
+    tables: tuple[str, ...]
+    genotype: str | None
     summary: str
 
-
-_SPECS: dict[str, MethodSpec] = {
-    "metantk-nas": MethodSpec("metantk-nas", "metantk", True,
-                              "MetaNTK condition number (MAML or ANIL kernel) + linear regions (the paper)"),
-    "te-nas": MethodSpec("te-nas", "ntk", True,
-                         "NTK condition number of 30 augmented train images + linear regions (Table 2)"),
-    "linear-regions": MethodSpec("linear-regions", None, True, "linear regions only, ΔC ≡ 0 (Table 2)"),
-    "random": MethodSpec("random", None, False, "a uniformly random cell from the seed (Table 2)"),
-    "fixed": MethodSpec("fixed", None, False, "a given zoo genotype, no search (MetaNAS retrained rows)"),
-}
+    @property
+    def prunes(self) -> bool:
+        """Whether the pruning search runs (and needs a dataset)."""
+        return self.source == "search"
 
 
-def get_method(name: str) -> MethodSpec:
-    """The spec of a method name; unknown names raise ``ValueError`` listing the known ones."""
+#: Every method, in the tables' row order.
+METHODS: dict[str, Method] = {method.name: method for method in (
+    Method("metanas", "MetaNAS(retrained)", "genotype", None, ("table1",), "metanas/in-v2",
+           "the published MetaNAS cell (metanas_genotype), trained here (Table 1)"),
+    Method("metantk-nas", "MetaNTK-NAS", "search", "metantk", ("table1", "table2"), None,
+           "MetaNTK condition number (MAML or ANIL kernel) + linear regions (the paper)"),
+    Method("te-nas", "TE-NAS", "search", "ntk", ("table2",), None,
+           "NTK condition number of 30 augmented train images + linear regions (Table 2)"),
+    Method("linear-regions", "Linear Region", "search", None, ("table2",), None,
+           "linear regions only, ΔC ≡ 0 (Table 2)"),
+    Method("random", "Random Cell", "random", None, ("table2",), None,
+           "a uniformly random cell from the seed (Table 2)"),
+    Method("fixed", "Given cell", "genotype", None, (), None,
+           "a given genotype (--genotype NAME|FILE), no search"),
+)}
+
+
+def get_method(name: str) -> Method:
+    """The method of a name; unknown names raise ``ValueError`` listing the known ones."""
     try:
-        return _SPECS[name]
+        return METHODS[name]
     except KeyError:
         raise ValueError(f"unknown search method {name!r}; expected one of {list(METHODS)}") from None
 
+
+def table_methods(table: str) -> tuple[str, ...]:
+    """The methods that are rows of ``table`` (``table1`` or ``table2``), in row order."""
+    return tuple(name for name, method in METHODS.items() if table in method.tables)
+
+
+#: Methods a workflow experiment may list (every method that is a row of a paper table).
+WORKFLOW_METHODS = tuple(name for name, method in METHODS.items() if method.tables)
 
 #: Appendix E kernel settings per (dataset family, cells): (kernel, λτ, ρ); identical to the four
 #: released scripts (reference §0.2).
@@ -59,9 +92,3 @@ def paper_settings(family: str, cells: int) -> dict[str, object]:
         raise ValueError(f"no Appendix E setting for preset {family!r} with {cells} cells; "
                          f"known: {sorted(APPENDIX_E)}") from None
     return {"kernel": kernel, "lam_tau": lam_tau, "reg": reg}
-
-
-def method_config(method: str, **options: object) -> SearchConfig:
-    """A validated :class:`SearchConfig` for ``method`` with ``options`` overriding the defaults."""
-    get_method(method)
-    return SearchConfig.from_dict({"method": method, **options})

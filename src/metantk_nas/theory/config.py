@@ -6,12 +6,13 @@ sizes only, never the code path.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from metantk_nas.io import read_yaml_section
+from metantk_nas.device import check_device
+from metantk_nas.io import read_settings_section
+from metantk_nas.options import Options, option
 
 
 #: Hidden-layer activations of the theory MLPs.
@@ -19,86 +20,53 @@ ACTIVATIONS = ("tanh", "relu")
 
 
 @dataclass(frozen=True)
-class TheoryConfig:
+class TheoryConfig(Options):
     """Everything that determines a theory run's numbers (recorded in ``theory.json``)."""
 
-    widths: tuple[int, ...] = (64, 256, 1024, 4096)
-    depth: int = 1  # hidden layers
-    activation: str = "tanh"  # smooth, as the proof's Lemma 1 needs; "relu" for comparison
-    tasks: int = 5  # training tasks (fixed set, full-batch outer loop)
-    test_tasks: int = 20  # held-out tasks from the TEST classes
-    ways: int = 5
-    shots: int = 1
-    queries: int = 1  # per class, in training and held-out tasks
-    inner_steps: int = 1
-    #: Inner rate as a fraction of 1 / max_i lambda_max(Theta(X'_i, X'_i)) (NTK at init; < 2 is stable).
-    inner_lr: float = 1.0
-    #: Outer rate as a fraction of 2 / (sigma_max(Phi) + sigma_min(Phi)) (Theorem 1 needs < 1).
-    outer_lr: float = 0.9
-    steps: int = 100
-    checkpoints: int = 2  # movement measured at t = 0 and at this many evenly spaced steps ending at ``steps``
-    #: Probes for ||J_t - J_0||_F: 0 = exact over all rows, m > 0 = Hutchinson with m Gaussian probes.
-    jacobian_probes: int = 8
-    image_size: int = 32
-    seed: int = 0
-    device: str = "auto"
+    section: ClassVar[str] = "theory"
 
-    def __post_init__(self) -> None:
-        positive = ("depth", "tasks", "test_tasks", "ways", "shots", "queries", "inner_steps", "steps",
-                    "checkpoints", "image_size")
-        for key in positive:
-            if not isinstance(getattr(self, key), int) or getattr(self, key) < 1:
-                raise ValueError(f"theory config: {key} must be a positive integer, got {getattr(self, key)!r}")
-        if not self.widths or any(not isinstance(w, int) or w < 1 for w in self.widths):
-            raise ValueError(f"theory config: widths must be positive integers, got {self.widths!r}")
+    widths: tuple[int, ...] = option((64, 256, 1024, 4096), "hidden widths of the MLPs, distinct and increasing",
+                                     minimum=1)
+    depth: int = option(1, "hidden layers", minimum=1)
+    activation: str = option("tanh", "activation: tanh (smooth, as the proof's Lemma 1 needs) or relu",
+                             choices=ACTIVATIONS)
+    tasks: int = option(5, "training tasks (a fixed set, full-batch outer loop)", minimum=1)
+    test_tasks: int = option(20, "held-out tasks from the test classes", minimum=1)
+    ways: int = option(5, "classes per task", minimum=2)
+    shots: int = option(1, "support images per class", minimum=1)
+    queries: int = option(1, "query images per class, in training and held-out tasks", minimum=1)
+    inner_steps: int = option(1, "inner gradient steps", minimum=1)
+    inner_lr: float = option(1.0, "inner rate as a fraction of 1/max_i lambda_max(Theta(X'_i, X'_i)) (NTK at init; "
+                             "< 2 is stable)", exclusive_minimum=0, exclusive_maximum=2)
+    outer_lr: float = option(0.9, "outer rate as a fraction of 2/(sigma_max(Phi) + sigma_min(Phi)) (Theorem 1 "
+                             "needs < 1)", exclusive_minimum=0, exclusive_maximum=1)
+    steps: int = option(100, "outer gradient steps", minimum=1)
+    checkpoints: int = option(2, "parameter-movement checkpoints after step 0, evenly spaced up to steps",
+                              minimum=1)
+    jacobian_probes: int = option(8, "probes for ||J_t - J_0||_F: 0 = exact over all rows, m > 0 = Hutchinson",
+                                  minimum=0)
+    image_size: int = option(32, "images are resized to this side", minimum=1)
+    seed: int = option(0, "seed of the theory checks", minimum=0)
+    device: str = option("auto", "auto | cpu | cuda[:N]", workflow=False)
+
+    def check(self) -> None:
         if len(set(self.widths)) != len(self.widths) or list(self.widths) != sorted(self.widths):
-            raise ValueError(f"theory config: widths must be distinct and increasing, got {self.widths!r}")
-        if self.activation not in ACTIVATIONS:
-            raise ValueError(f"theory config: activation must be one of {ACTIVATIONS}, got {self.activation!r}")
-        if not 0 < self.inner_lr < 2:
-            raise ValueError(f"theory config: inner_lr is a fraction of 1/lambda_max and must be in (0, 2), "
-                             f"got {self.inner_lr}")
-        if not 0 < self.outer_lr < 1:
-            raise ValueError(f"theory config: outer_lr is a fraction of 2/(sigma_max+sigma_min) and must be "
-                             f"in (0, 1) (Theorem 1), got {self.outer_lr}")
+            raise ValueError(f"key 'widths' must be distinct and increasing, got {list(self.widths)}")
         if self.checkpoints > self.steps:
-            raise ValueError(f"theory config: checkpoints ({self.checkpoints}) exceeds steps ({self.steps})")
-        if not isinstance(self.jacobian_probes, int) or self.jacobian_probes < 0:
-            raise ValueError(f"theory config: jacobian_probes must be >= 0, got {self.jacobian_probes!r}")
-        if self.seed < 0:
-            raise ValueError(f"theory config: seed must be non-negative, got {self.seed}")
+            raise ValueError(f"key 'checkpoints' ({self.checkpoints}) exceeds steps ({self.steps})")
+        check_device(self.device)
 
     @property
     def checkpoint_steps(self) -> list[int]:
         """``0`` and ``checkpoints`` evenly spaced steps, the last being ``steps``."""
         return [0] + [round(self.steps * (i + 1) / self.checkpoints) for i in range(self.checkpoints)]
 
-    def to_dict(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["widths"] = list(self.widths)
-        return data
-
-
-_FIELDS = {f.name for f in dataclasses.fields(TheoryConfig)}
-
 
 def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> TheoryConfig:
-    """Defaults, then the YAML mapping at ``path`` (keys as in :class:`TheoryConfig`), then ``overrides``.
+    """Defaults, then the settings file at ``path`` (a ``theory`` section or flat keys), then ``overrides``.
 
     ``None`` values in ``overrides`` mean "not given". Unknown keys are an error naming the file.
     """
-    values: dict[str, Any] = {}
-    if path is not None:
-        loaded = read_yaml_section(path, "theory")
-        unknown = sorted(set(loaded) - _FIELDS)
-        if unknown:
-            raise ValueError(f"{path}: unknown theory settings {unknown}; expected some of {sorted(_FIELDS)}")
-        values.update(loaded)
+    values: dict[str, Any] = dict(read_settings_section(path, "theory")) if path is not None else {}
     values.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    if "widths" in values:
-        values["widths"] = tuple(values["widths"])
-    where = f"{path}" if path is not None else "command line"
-    try:
-        return TheoryConfig(**values)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"{where}: {error}") from error
+    return TheoryConfig.from_dict(values, source=str(path) if path is not None else "theory settings")

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-#: CLI flag → TrainConfig key, for the flags that override the config file.
-_OVERRIDES = {"epochs": "epochs", "lr": "lr", "batch_size": "batch_size", "decay_epochs": "decay_epochs",
-              "drop_path": "drop_path", "crop_padding": "crop_padding", "channels": "channels", "cells": "cells", "seed": "seed", "device": "device"}
+from metantk_nas.train.config import TrainConfig
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,40 +15,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", required=True, help="prepared store directory")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--work", default=None, help="checkpoint directory (default OUT/work); resumed if present")
-    parser.add_argument("--config", default=None, help="YAML file with TrainConfig keys (a 'train' section or flat)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--batch-size", type=int)
-    parser.add_argument("--decay-epochs", type=int, nargs="*")
-    parser.add_argument("--drop-path", type=float)
-    parser.add_argument("--crop-padding", type=int, help="random-crop zero padding (8 at 84×84)")
-    parser.add_argument("--channels", type=int)
-    parser.add_argument("--cells", type=int)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--device", help="auto | cpu | cuda | cuda:N")
-    parser.add_argument("--no-amp", action="store_true", help="disable bf16 autocast on CUDA")
-    parser.add_argument("--no-channels-last", action="store_true", help="keep NCHW memory format on CUDA")
-    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--config", default=None,
+                        help="settings file (YAML or JSON) with TrainConfig keys (a 'train' section or flat)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--wait", action="store_true", help="wait for another process writing --out instead of refusing")
+    TrainConfig.add_arguments(parser)
     parser.set_defaults(func=_run)
 
 
-def build_config(args: argparse.Namespace):
-    """The :class:`TrainConfig` a ``train`` command line resolves to (config file, then flags)."""
-    from metantk_nas.io import read_yaml_section
-    from metantk_nas.train.config import TrainConfig
+def build_config(args: argparse.Namespace) -> TrainConfig:
+    """The :class:`TrainConfig` a ``train`` command line resolves to (settings file, then flags)."""
+    from metantk_nas.io import read_settings_section
 
-    values = read_yaml_section(args.config, "train") if args.config else {}
-    for flag, key in _OVERRIDES.items():
-        if getattr(args, flag) is not None:
-            values[key] = getattr(args, flag)
-    if args.no_amp:
-        values["amp"] = False
-    if args.no_channels_last:
-        values["channels_last"] = False
-    if args.compile:
-        values["compile"] = True
+    values = read_settings_section(args.config, "train") if args.config else {}
+    values.update(TrainConfig.values_from_args(args))
     return TrainConfig.from_dict(values, source=args.config or "train options")
 
 

@@ -1,0 +1,14 @@
+# Each job's resolved settings, one file per job (the job reads it with --config): a changed setting
+# reruns exactly the jobs it concerns.
+rule settings:
+    output:
+        settings=f"{plan.SETTINGS}/{{job}}.json",
+    log:
+        "logs/settings/{job}.log",
+    localrule: True
+    params:
+        settings=lambda wildcards: plan.settings_of_file(
+            config, f"{plan.SETTINGS}/{wildcards.job}.json"
+        ),
+    run:
+        write_json(output.settings, params.settings)
