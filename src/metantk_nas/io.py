@@ -9,14 +9,18 @@ of something this package did not write.
   ``mkdtemp`` alone would give 0600/0700).
 * ``atomic_directory`` replaces an existing folder only when the caller vouches for it (``replace``).
 * ``output_lock`` keeps a second process from writing the same output at the same time.
+* Every result goes through one writer per kind: ``write_json`` (standard JSON, infinity spelled
+  ``"inf"``), ``write_csv`` (the ``csv`` module, ``\\n`` line ends), ``save_figure`` (SVG + PNG).
 """
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import errno
 import fcntl
 import json
+import math
 import os
 import re
 import shutil
@@ -24,9 +28,12 @@ import socket
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from io import StringIO
 from pathlib import Path
 from typing import Any
+
+from metantk_nas.options import INF
 
 #: Tag in the name of every temporary file/folder this module creates (``.NAME.metantk-XXXXXXXX.tmp``).
 TEMP_TAG = "metantk-"
@@ -77,7 +84,7 @@ def _try_lock(fd: int) -> bool:
 
 
 def _owner_record() -> str:
-    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()})
+    return json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}, allow_nan=False)
 
 
 def _temp_pattern(name: str, suffix: str = "") -> re.Pattern[str]:
@@ -221,7 +228,12 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Convert numpy scalars/arrays, paths, tuples and dataclasses into JSON types."""
+    """Convert numpy scalars/arrays, paths, tuples and dataclasses into JSON types.
+
+    Floats JSON cannot hold get the package's one spelling: ±infinity becomes the string ``"inf"``
+    / ``"-inf"`` (:data:`metantk_nas.options.INF`, as in settings files and on command lines), NaN
+    becomes ``null``; inside numpy arrays too.
+    """
     import dataclasses
 
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
@@ -233,15 +245,27 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     if hasattr(value, "tolist") and callable(value.tolist):  # numpy / torch
-        return value.tolist()
-    if isinstance(value, float) and value != value:  # NaN is not valid JSON
-        return None
+        return to_jsonable(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None if math.isnan(value) else (INF if value > 0 else "-" + INF)
     return value
 
 
+def json_text(payload: Any, indent: int | None = 2) -> str:
+    """``payload`` as standard JSON text (:func:`to_jsonable`; never ``Infinity`` or ``NaN``), newline-ended."""
+    return json.dumps(to_jsonable(payload), indent=indent, allow_nan=False) + "\n"
+
+
 def write_json(path: str | os.PathLike, payload: Any) -> None:
-    """Write ``payload`` as pretty JSON, atomically."""
-    atomic_write_text(path, json.dumps(to_jsonable(payload), indent=2, sort_keys=False) + "\n")
+    """Write ``payload`` as pretty, standard JSON (:func:`json_text`), atomically."""
+    atomic_write_text(path, json_text(payload))
+
+
+def float_from_json(value: Any) -> Any:
+    """Undo :func:`to_jsonable` for a number: ``"inf"``/``"-inf"`` become floats, anything else stays."""
+    if isinstance(value, str) and value in (INF, "-" + INF):
+        return float(value)
+    return value
 
 
 def read_json(path: str | os.PathLike) -> Any:
@@ -253,6 +277,51 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise ValueError(f"{path}: not valid JSON ({error})") from error
+
+
+def csv_text(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """CSV text: a header of ``columns``, then one line per row, every line ended by ``\\n``.
+
+    The package's one CSV writer (the standard ``csv`` module: ``str`` of each value, ``None`` as an
+    empty cell, quoting only where needed). A row lacking a column, or holding one not in
+    ``columns``, is an error: a file's columns are fixed by its writer.
+    """
+    buffer = StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n", extrasaction="raise")
+    writer.writeheader()
+    for row in rows:
+        missing = [column for column in columns if column not in row]
+        if missing:
+            raise ValueError(f"row lacks column(s) {missing}: {dict(row)!r}")
+        writer.writerow(row)
+    return buffer.getvalue()
+
+
+def write_csv(path: str | os.PathLike, columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> None:
+    """Write :func:`csv_text` of ``rows`` to ``path`` atomically."""
+    atomic_write_text(path, csv_text(columns, rows))
+
+
+def save_figure(figure: Any, out_dir: str | os.PathLike, stem: str, *, dpi: int = 150,
+                tight: bool = True) -> list[Path]:
+    """Write a matplotlib figure as ``out_dir/stem.svg`` and ``.png`` (at ``dpi``), each atomically.
+
+    ``tight`` crops to the drawn content (``bbox_inches="tight"``). A figure made through pyplot is
+    closed afterwards (a plain ``Figure`` is not registered there and needs no closing).
+
+    Returns:
+        The two paths, SVG first.
+    """
+    paths = []
+    for fmt in ("svg", "png"):
+        path = Path(out_dir) / f"{stem}.{fmt}"
+        with atomic_path(path) as tmp:
+            figure.savefig(tmp, format=fmt, dpi=dpi, **({"bbox_inches": "tight"} if tight else {}))
+        paths.append(path)
+    pyplot = sys.modules.get("matplotlib.pyplot")
+    if pyplot is not None:
+        pyplot.close(figure)
+    return paths
 
 
 @contextlib.contextmanager

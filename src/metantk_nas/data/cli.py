@@ -87,11 +87,11 @@ def _inspect(args: argparse.Namespace) -> int:
     from metantk_nas.data.store import open_split, read_dataset_info
 
     info = read_dataset_info(args.store)
-    print(json.dumps({key: value for key, value in info.items() if key != "provenance"}, indent=2))
+    print(json.dumps({key: value for key, value in info.items() if key != "provenance"}, indent=2, allow_nan=False))
     for split in info["splits"]:
         manifest = open_split(args.store, split).manifest
         summary = {key: manifest[key] for key in ("counts", "shape", "images_per_class", "mean", "std")}
-        print(f"{split}: {json.dumps(summary)}")
+        print(f"{split}: {json.dumps(summary, allow_nan=False)}")
     if args.grid:
         if os.path.lexists(args.grid) and not (args.force and args.grid.is_file() and not args.grid.is_symlink()):
             from metantk_nas.io import OutputExists

@@ -228,7 +228,7 @@ def _write_split(
     folder.mkdir(parents=True)
     np.save(folder / "images.npy", np.ascontiguousarray(images), allow_pickle=False)
     np.save(folder / "labels.npy", labels, allow_pickle=False)
-    (folder / "classes.json").write_text(json.dumps(classes, ensure_ascii=False) + "\n", encoding="utf-8")
+    (folder / "classes.json").write_text(json.dumps(classes, ensure_ascii=False, allow_nan=False) + "\n", encoding="utf-8")
     mean, std = channel_stats(images)
     per_class = np.bincount(labels, minlength=len(classes))
     records, cache = {}, {}

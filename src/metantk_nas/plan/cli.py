@@ -44,7 +44,7 @@ def _settings(args: argparse.Namespace) -> int:
     records = [{"rule": job.rule, "wildcards": job.wildcards, "argv": list(job.argv),
                 "settings": resolved_settings(job)} for job in selected]
     if args.json:
-        print(json.dumps(records, indent=2, default=_json_default))
+        print(json.dumps(records, indent=2, default=_json_default, allow_nan=False))
     else:
         print(format_tables(records))
     for problem in problems_of(config, require_data=True):

@@ -12,27 +12,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from metantk_nas.io import save_figure
 from metantk_nas.report.results import SHOTS, RunResult
 from metantk_nas.report.tables import method_label
 from metantk_nas.search.methods import METHODS, table_methods
 
 #: The search methods of the ablation, in the paper's Table 2 order.
 ABLATION_METHODS = table_methods("table2")
-
-
-def _save(figure: Any, out_dir: Path, stem: str) -> list[Path]:
-    import matplotlib.pyplot as plt
-
-    from metantk_nas.io import atomic_path
-
-    paths = []
-    for fmt in ("svg", "png"):
-        path = out_dir / f"{stem}.{fmt}"
-        with atomic_path(path) as tmp:
-            figure.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight")
-        paths.append(path)
-    plt.close(figure)
-    return paths
 
 
 def _std(values: Sequence[float]) -> float:
@@ -79,7 +65,7 @@ def ablation_figure(rows: Sequence[Mapping[str, Any]], out_dir: str | Path) -> l
     dataset = rows[0]["dataset"] if rows else ""
     axes[0][0].legend(fontsize=7, loc="lower left")
     figure.suptitle(f"Ablation on {dataset} (mean ± std over seeds)")
-    return _save(figure, Path(out_dir), "ablation")
+    return save_figure(figure, out_dir, "ablation")
 
 
 def search_cost_figure(runs: Sequence[RunResult], out_dir: str | Path) -> list[Path]:
@@ -104,7 +90,7 @@ def search_cost_figure(runs: Sequence[RunResult], out_dir: str | Path) -> list[P
     devices = sorted({run.search_device for run in runs})
     ax.set_title(f"Search cost per method (device: {', '.join(devices)})")
     ax.legend(fontsize=7)
-    return _save(figure, Path(out_dir), "search_cost")
+    return save_figure(figure, out_dir, "search_cost")
 
 
 def _number(text: str) -> float:
@@ -170,4 +156,4 @@ def search_trace_figure(traces: Sequence[tuple[RunResult, Sequence[Mapping[str, 
         ax_cond.text(0.5, 0.5, "no pruning traces", ha="center", va="center", transform=ax_cond.transAxes)
     figure.suptitle("Pruning trace of every searched run (supernet before each round, mean over repeats)")
     figure.tight_layout()
-    return _save(figure, Path(out_dir), "search_trace")
+    return save_figure(figure, out_dir, "search_trace")

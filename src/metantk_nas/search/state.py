@@ -1,8 +1,8 @@
 """Round-state checkpoint: what a killed search needs to continue from its last finished round.
 
 All randomness of a round is derived from ``(seed, round, candidate, repeat)``, so the state is
-only the masks, the finished rounds, the trace rows and the counters — no RNG state. It is JSON
-(exact float round-trip, readable) written atomically after every finished round, in the work
+only the masks, the finished rounds, the trace rows and the counters — no RNG state. It is standard JSON
+(exact float round-trip, infinity spelled ``"inf"``, readable) written atomically after every finished round, in the work
 directory and never among the declared outputs. A state written by another configuration or for
 another dataset is refused rather than mixed in.
 """
@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from metantk_nas.io import atomic_write_text
+from metantk_nas.io import atomic_write_text, float_from_json, json_text
 
 STATE_FORMAT_VERSION = 1
 STATE_FILE = "search_state.json"
@@ -43,32 +42,19 @@ class SearchState:
     sessions: int = 0  # how many times the search was (re)started
 
 
-def _encode(value: Any) -> Any:
-    """Floats that JSON cannot hold (inf, nan) become tagged strings, everything else stays."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return {"__float__": repr(value)}
-    if isinstance(value, dict):
-        return {key: _encode(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_encode(item) for item in value]
-    return value
+def _decode_trace(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Trace numbers written as ``"inf"``/``"-inf"`` (:func:`metantk_nas.io.to_jsonable`) back to floats.
 
-
-def _decode(value: Any) -> Any:
-    if isinstance(value, dict):
-        if set(value) == {"__float__"}:
-            return float(value["__float__"])
-        return {key: _decode(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_decode(item) for item in value]
-    return value
+    No text column of the trace (stage, cell, op) can hold these strings, and its numbers are never NaN
+    (a candidate whose ΔC or ΔR is not finite cannot be ranked, so its round never finishes).
+    """
+    return [{key: float_from_json(value) for key, value in row.items()} for row in rows]
 
 
 def save_state(work_dir: str | os.PathLike, state: SearchState) -> Path:
     """Write the state atomically to ``work_dir/search_state.json``."""
     path = Path(work_dir) / STATE_FILE
-    payload = {"format_version": STATE_FORMAT_VERSION, **_encode(asdict(state))}
-    atomic_write_text(path, json.dumps(payload, allow_nan=False) + "\n")
+    atomic_write_text(path, json_text({"format_version": STATE_FORMAT_VERSION, **asdict(state)}, indent=None))
     return path
 
 
@@ -82,7 +68,7 @@ def load_state(work_dir: str | os.PathLike, config: dict[str, Any], dataset: dic
     if not path.is_file():
         return None
     try:
-        payload = _decode(json.loads(path.read_text(encoding="utf-8")))
+        payload = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: corrupt search state ({error}); delete it to restart the search") from None
     version = payload.pop("format_version", None)
@@ -90,6 +76,7 @@ def load_state(work_dir: str | os.PathLike, config: dict[str, Any], dataset: dic
         raise ValueError(f"{path}: state format_version {version!r}, expected {STATE_FORMAT_VERSION}")
     try:
         state = SearchState(**payload)
+        state.trace = _decode_trace(state.trace)
     except TypeError as error:
         raise ValueError(f"{path}: malformed search state ({error})") from None
     for name, expected in (("config", config), ("dataset", dataset)):

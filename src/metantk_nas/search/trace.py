@@ -8,12 +8,11 @@ re-derived from ``trace.csv`` alone with :mod:`metantk_nas.search.ranking`.
 from __future__ import annotations
 
 import csv
-import io
 import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from metantk_nas.io import atomic_write_text
+from metantk_nas.io import write_csv
 
 #: Column order of ``trace.csv``.
 TRACE_COLUMNS: tuple[str, ...] = (
@@ -38,22 +37,9 @@ TRACE_COLUMNS: tuple[str, ...] = (
 )
 
 
-def trace_text(rows: Iterable[Mapping[str, Any]]) -> str:
-    """Render rows as CSV text with the fixed header; a missing or extra column is an error."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=TRACE_COLUMNS, lineterminator="\n", extrasaction="raise")
-    writer.writeheader()
-    for row in rows:
-        missing = [column for column in TRACE_COLUMNS if column not in row]
-        if missing:
-            raise ValueError(f"trace row lacks column(s) {missing}: {dict(row)!r}")
-        writer.writerow(row)
-    return buffer.getvalue()
-
-
 def write_trace(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
-    """Write ``trace.csv`` atomically."""
-    atomic_write_text(path, trace_text(rows))
+    """Write ``trace.csv`` atomically (a missing or extra column is an error)."""
+    write_csv(path, TRACE_COLUMNS, rows)
 
 
 def read_trace(path: str | os.PathLike) -> list[dict[str, str]]:

@@ -12,7 +12,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
-from metantk_nas.io import atomic_path
+from metantk_nas.io import save_figure
 from metantk_nas.space.genotype import Cell, Genotype
 
 _POSITIONS = {0: (0.0, 1.3), 1: (0.0, -1.3), 2: (3.0, 0.0), 3: (5.6, -0.9), 4: (8.2, 0.9), "out": (10.8, 0.0)}
@@ -79,9 +79,5 @@ def draw_genotype(genotype: Genotype, out_dir: str | Path, stem: str, dpi: int =
     paths = []
     for kind, cell in (("normal", genotype.normal), ("reduce", genotype.reduce)):
         figure = _cell_figure(cell, f"{stem}: {'normal' if kind == 'normal' else 'reduction'} cell")
-        for fmt in ("svg", "png"):
-            path = out_dir / f"{stem}_{kind}.{fmt}"
-            with atomic_path(path) as tmp:
-                figure.savefig(tmp, format=fmt, dpi=dpi)
-            paths.append(path)
+        paths += save_figure(figure, out_dir, f"{stem}_{kind}", dpi=dpi, tight=False)
     return paths

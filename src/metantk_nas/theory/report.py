@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from metantk_nas.io import atomic_path, atomic_write_text
+from metantk_nas.io import save_figure, write_csv
 
 #: What "supported" means for each claim (recorded in theory.json beside the verdicts).
 CRITERIA = {
@@ -25,15 +23,6 @@ CRITERIA = {
 CONVERGENCE_COLUMNS = ("width", "step", "loss", "bound", "param_movement", "jacobian_movement")
 REGRESSION_COLUMNS = ("width", "gap_test", "gap_test_flow", "gap_train", "accuracy_maml", "accuracy_kernel",
                       "accuracy_kernel_flow", "agreement")
-
-
-def _csv_text(columns: tuple[str, ...], rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow({key: ("" if row.get(key) is None else row[key]) for key in columns})
-    return buffer.getvalue()
 
 
 def convergence_rows(records: list[dict[str, Any]], curves: dict[int, dict[str, np.ndarray]]) -> list[dict[str, Any]]:
@@ -55,14 +44,8 @@ def regression_rows(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def write_tables(out: Path, records: list[dict[str, Any]], curves: dict[int, dict[str, np.ndarray]]) -> None:
-    atomic_write_text(out / "convergence.csv", _csv_text(CONVERGENCE_COLUMNS, convergence_rows(records, curves)))
-    atomic_write_text(out / "kernel_regression.csv", _csv_text(REGRESSION_COLUMNS, regression_rows(records)))
-
-
-def _save(figure, out: Path, stem: str) -> None:
-    for suffix in ("png", "svg"):
-        with atomic_path(out / f"{stem}.{suffix}") as tmp:
-            figure.savefig(tmp, format=suffix, dpi=150, bbox_inches="tight")
+    write_csv(out / "convergence.csv", CONVERGENCE_COLUMNS, convergence_rows(records, curves))
+    write_csv(out / "kernel_regression.csv", REGRESSION_COLUMNS, regression_rows(records))
 
 
 def write_figures(out: Path, records: list[dict[str, Any]], curves: dict[int, dict[str, np.ndarray]]) -> None:
@@ -90,8 +73,7 @@ def write_figures(out: Path, records: list[dict[str, Any]], curves: dict[int, di
     movement.loglog(widths, reference, ":", color="grey", label=r"$\propto l^{-1/2}$")
     movement.set(xlabel="width l", ylabel="relative movement at the last step", title="Movement vs width")
     movement.legend(fontsize=8)
-    _save(figure, out, "convergence")
-    plt.close(figure)
+    save_figure(figure, out, "convergence")
 
     rows = regression_rows(records)
     figure, (gaps, accuracies) = plt.subplots(1, 2, figsize=(11, 4.2), layout="constrained")
@@ -107,8 +89,7 @@ def write_figures(out: Path, records: list[dict[str, Any]], curves: dict[int, di
     gaps.legend(fontsize=8)
     accuracies.set(xlabel="width l", ylabel="share of held-out queries", ylim=(0, 1.02), title="Test accuracy")
     accuracies.legend(fontsize=8)
-    _save(figure, out, "kernel_regression")
-    plt.close(figure)
+    save_figure(figure, out, "kernel_regression")
 
 
 def _strictly_decreasing(values: list[float]) -> bool:

@@ -11,11 +11,10 @@ bit-identical weights.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +24,7 @@ import torch.nn.functional as F
 from metantk_nas import provenance
 from metantk_nas.data.store import open_split
 from metantk_nas.device import select_device
-from metantk_nas.io import atomic_path, atomic_write_text, write_json
+from metantk_nas.io import atomic_path, write_csv, write_json
 from metantk_nas.seeding import seed_everything
 from metantk_nas.space import FinalNetwork, Genotype, count_parameters
 from metantk_nas.train.batches import BatchStream
@@ -38,7 +37,8 @@ METRIC_COLUMNS = ("epoch", "loss", "acc", "lr", "drop_path", "images_per_s", "se
 
 
 def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, out_dir: str | os.PathLike,
-          work_dir: str | os.PathLike | None = None, progress: bool = True) -> Path:
+          work_dir: str | os.PathLike | None = None, progress: bool = True,
+          on_epoch_end: Callable[[int], None] | None = None) -> Path:
     """Train ``genotype`` on the store's train split with the RFS recipe; return the path of ``model.pt``.
 
     Args:
@@ -48,6 +48,8 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
         out_dir: receives ``model.pt``, ``metrics.csv``, ``train.json`` (only at the end, atomically).
         work_dir: holds ``ckpt_last.pt`` (default ``out_dir/work``); an existing checkpoint is resumed.
         progress: show a tqdm bar per epoch.
+        on_epoch_end: called with the epoch number once its checkpoint is written (tests kill the
+            process there to check that a resumed run ends as an uninterrupted one).
     """
     out_dir, dataset_dir = Path(out_dir), Path(dataset_dir)
     work_dir = Path(work_dir) if work_dir is not None else out_dir / "work"
@@ -122,7 +124,9 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
             "rng": _rng_state(stream), "config": cfg.to_dict(), "genotype": genotype.to_dict(),
             "data": data_identity, "history": history,
         })
-        atomic_write_text(work_dir / "metrics.csv", _metrics_csv(history))
+        write_csv(work_dir / "metrics.csv", METRIC_COLUMNS, history)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch)
 
     # -- outputs ---------------------------------------------------------------------------------
     record = provenance.collect(cfg.to_dict(), cfg.seed)
@@ -136,7 +140,7 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
             "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
             "image_size": split.image_size, "dataset": str(dataset_dir), "provenance": record,
         }, tmp)
-    atomic_write_text(out_dir / "metrics.csv", _metrics_csv(history))
+    write_csv(out_dir / "metrics.csv", METRIC_COLUMNS, history)
     write_json(out_dir / "train.json", {
         "genotype": genotype.to_dict(), "config": cfg.to_dict(), "dataset": str(dataset_dir),
         "num_classes": split.num_classes, "train_images": len(split), "parameters": count_parameters(model),
@@ -158,14 +162,6 @@ def _set_rng_state(state: dict[str, Any], stream: BatchStream) -> None:
     if state["torch_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])
     stream.load_state_dict(state["data"])
-
-
-def _metrics_csv(history: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=METRIC_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(history)
-    return buffer.getvalue()
 
 
 def _sync(device: torch.device) -> None:
