@@ -14,7 +14,7 @@ from typing import Any
 from metantk_nas import __version__
 
 _PACKAGE_ROOT = Path(__file__).resolve().parent
-_TRACKED_PACKAGES = ("torch", "torchvision", "opacus", "numpy", "scipy", "scikit-learn", "snakemake")
+_TRACKED_PACKAGES = ("torch", "opacus", "numpy", "scipy", "scikit-learn", "snakemake")
 
 
 def source_digest() -> str:

@@ -123,8 +123,12 @@ def search_transform(
     """The official search-time transform (implementation notes §2.1), normalised N×3×size×size.
 
     Resize to ``size`` (bilinear); for support images (``augment=True``) then a horizontal flip
-    with p=0.5 and a random crop with zero padding 4; CIFAR-10 normalisation. Unlike the PIL
-    pipeline the resized image is not rounded back to uint8 (difference ≤ 0.5/255).
+    with p=0.5 and a random crop with zero padding 4; CIFAR-10 normalisation. The official PIL
+    pipeline resizes uint8 images in two passes (horizontal, then vertical), rounding to uint8 after
+    each; nothing is rounded here. The resize equals PIL's float (mode ``F``) bilinear resize to within
+    1e-4/255 and differs from its uint8 result by less than 1/255 per value: measured at most 0.975/255
+    for 84→32 over 9000 random, binary, smooth and glyph images, and up to 1.00/255 for other source
+    sizes from 33 to 128 pixels.
     """
     x = resize(to_tensor(images_uint8_nhwc, device), size)
     if augment:

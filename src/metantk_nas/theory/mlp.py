@@ -1,4 +1,4 @@
-"""Fully connected ReLU network in NTK parameterisation, and its exact empirical NTK.
+"""Fully connected network (tanh by default, or ReLU) in NTK parameterisation, and its exact empirical NTK.
 
 The theory (Paper §4, Appendix A-B) is stated for an MLP with ``L`` hidden layers of width ``l``.
 In NTK parameterisation every weight is drawn from N(0, 1) and each layer's output is multiplied
