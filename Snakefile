@@ -33,8 +33,7 @@ include: "workflow/rules/theory.smk"
 
 localrules:
     all,
-    table1,
-    table2,
+    table,
     figures,
     draw_cells,
 

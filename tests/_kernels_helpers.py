@@ -52,12 +52,3 @@ def direct_meta_ntk(model: NTKMLP, query: torch.Tensor, support: torch.Tensor, t
         jacobians.append(torch.cat([j.reshape(query.shape[1], -1) for j in jac.values()], dim=1))
     jac_all = torch.cat(jacobians).double()
     return jac_all @ jac_all.T
-
-
-def single_thread():
-    """Run a test module with one torch thread: on an oversubscribed 2-core machine two spinning OpenMP
-    threads made a forward+backward 40× slower; restore the previous setting afterwards."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from metantk_nas.io import atomic_write_text, write_json
-from metantk_nas.search.trace import TRACE_COLUMNS
+from metantk_nas.io import write_json
+from metantk_nas.search.trace import TRACE_COLUMNS, write_trace
 
 GENOTYPE = "Genotype(normal=[[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], [('sep_conv_3x3', 1), ('sep_conv_3x3', 2)], [('conv_3x3', 0), ('sep_conv_3x3', 2)]], normal_concat=[2, 3, 4], reduce=[[('sep_conv_3x3', 0), ('sep_conv_3x3', 1)], [('conv_1x5_5x1', 1), ('dil_conv_3x3', 2)], [('dil_conv_3x3', 2), ('dil_conv_3x3', 3)]], reduce_concat=[2, 3, 4])"
 
@@ -21,15 +21,11 @@ def make_run(results: Path, dataset: str, cells: int, method: str, seed: int, *,
         "config": {"kernel": "maml", "lam_tau": "inf", "reg": 0.001, "cells": cells,
                    "genotype": "metanas/in-v2" if method == "metanas" else None},
     })
-    lines = [",".join(TRACE_COLUMNS)]
-    for round_index in range(rounds):
-        for repeat in range(2):
-            values = {column: "0" for column in TRACE_COLUMNS}
-            values |= {"stage": "ops", "round": str(round_index), "cell": "normal", "op": "conv_3x3",
-                       "repeat": str(repeat), "cond_origin": str(1000.0 / (round_index + 1) + repeat),
-                       "regions_origin": str(500 - 10 * round_index)}
-            lines.append(",".join(values[column] for column in TRACE_COLUMNS))
-    atomic_write_text(run / "search" / "trace.csv", "\n".join(lines) + "\n")
+    rows = [{column: 0 for column in TRACE_COLUMNS} | {
+        "stage": "ops", "round": round_index, "cell": "normal", "op": "conv_3x3", "repeat": repeat,
+        "cond_origin": 1000.0 / (round_index + 1) + repeat, "regions_origin": 500 - 10 * round_index,
+    } for round_index in range(rounds) for repeat in range(2)]
+    write_trace(run / "search" / "trace.csv", rows)
     write_json(run / "train" / "train.json", {
         "parameters": params,
         "config": {"epochs": 100, "lr": 0.02, "decay_epochs": [60, 80], "decay_rate": 0.1, "batch_size": 64,

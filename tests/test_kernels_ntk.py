@@ -8,8 +8,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from _kernels_helpers import single_thread
-
 from metantk_nas.kernels import empirical_ntk, make_head, metantk_condition, ntk_condition
 from metantk_nas.kernels._gram import _conv_rows, gram_kernel
 from metantk_nas.kernels.ntk import NtkBackend, _default_chunk, _Outputs, default_parameters
@@ -17,7 +15,7 @@ from metantk_nas.space import SearchSupernet
 
 BACKENDS = ("loop", "opacus", "func", "gram")
 
-_one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _supernet(C: int, seed: int = 0) -> SearchSupernet:

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
-from _kernels_helpers import NTKMLP, direct_meta_ntk, single_thread
+from _kernels_helpers import NTKMLP, direct_meta_ntk
 
 from metantk_nas.kernels import TaskLayout, empirical_ntk, meta_ntk
 
 LAM, STEPS = 0.5, 2
 
-_one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _relative_error(width: int) -> float:

@@ -5,14 +5,14 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from _kernels_helpers import single_thread
+from PIL import Image
 from torch import nn
 
 from metantk_nas.proxies import linear_regions, region_inputs
 from metantk_nas.proxies.linear_regions import activation_codes
 from metantk_nas.space import build_thin_network
 
-_one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class OneLayer(nn.Module):
@@ -56,12 +56,28 @@ def test_thin_network_count_equals_brute_force():
     assert not any(m._forward_hooks for m in thin.modules())  # hooks removed
 
 
-def test_region_inputs_shape_seeded_and_normalised():
+def test_region_inputs_are_the_official_crops():
+    """Each input, recomputed one at a time from the same draws: image, then row, column and channel of a
+    3×3 crop of the image resized to 32×32 (PIL's float bilinear resize here) and normalised with the RFS
+    miniImageNet statistics."""
     images = np.random.default_rng(0).integers(0, 256, size=(20, 84, 84, 3), dtype=np.uint8)
-    a = region_inputs(images, 1000, torch.Generator().manual_seed(3))
-    b = region_inputs(images, 1000, torch.Generator().manual_seed(3))
-    assert a.shape == (1000, 1, 3, 3) and torch.equal(a, b)
-    assert abs(float(a.mean())) < 1.0
+    n = 1000
+    crops = region_inputs(images, n, torch.Generator().manual_seed(3))
+    assert crops.shape == (n, 1, 3, 3) and torch.equal(crops, region_inputs(images, n, torch.Generator().manual_seed(3)))
+
+    draws = torch.Generator().manual_seed(3)
+    index = torch.randint(len(images), (n,), generator=draws)
+    top, left, channel = (torch.randint(0, high, (n,), generator=draws) for high in (30, 30, 3))
+    resized = np.stack([[np.asarray(Image.fromarray(image[..., c].astype(np.float32), mode="F")
+                                    .resize((32, 32), Image.Resampling.BILINEAR)) for c in range(3)] for image in images])
+    mean = np.array([120.39586422, 115.59361427, 104.54012653])
+    std = np.array([70.68188272, 68.27635443, 72.54505529])
+    expected = np.stack([
+        (resized[i, c, t:t + 3, l:l + 3] - mean[c]) / std[c]
+        for i, t, l, c in zip(index.tolist(), top.tolist(), left.tolist(), channel.tolist())
+    ])
+    np.testing.assert_allclose(crops[:, 0].numpy(), expected, rtol=0, atol=1e-5)
+    assert len(set(index.tolist())) == 20 and set(channel.tolist()) == {0, 1, 2}  # every choice is exercised
     with pytest.raises(ValueError, match="uint8"):
         region_inputs(images.astype(np.float32), 10, torch.Generator())
 

@@ -14,10 +14,10 @@ from _workflow_helpers import REPO, job_counts, snakemake, workflow_copy
 
 #: Jobs of config/paper.yaml: 2 datasets; mini 2 cells x 5 methods x 3 seeds + tiered 2 x 2 x 3 = 42 runs.
 PAPER_JOBS = {"prepare": 2, "search": 42, "train": 42, "evaluate": 84, "draw_cells": 42,
-              "table1": 1, "table2": 1, "figures": 1, "theory": 1, "all": 1, "settings": 42 + 42 + 84 + 1}
+              "table": 2, "figures": 1, "theory": 1, "all": 1, "settings": 42 + 42 + 84 + 1}
 #: Jobs of config/config.yaml: one dataset, 5 cells, 5 methods, 1 seed.
 DEFAULT_JOBS = {"prepare": 1, "search": 5, "train": 5, "evaluate": 10, "draw_cells": 5,
-                "table1": 1, "table2": 1, "figures": 1, "theory": 1, "all": 1, "settings": 5 + 5 + 10 + 1}
+                "table": 2, "figures": 1, "theory": 1, "all": 1, "settings": 5 + 5 + 10 + 1}
 
 
 def test_default_config_dry_run(tmp_path):

@@ -32,6 +32,7 @@ wildcard_constraints:
     job=r"[^.]+(?:/[^.]+)*",
     seed=r"\d+",
     shot="1|5",
+    table="|".join(plan.TABLES),
 
 
 def code_files(*concerns):
@@ -68,6 +69,11 @@ def store(dataset):
 def run_files(pattern, selected):
     """`pattern` (relative to a run folder) formatted for every selected run."""
     return [f"{RUN}/{pattern}".format(**run) for run in selected]
+
+
+def table_labels(wildcards):
+    """A table's label in the report: "Table 1" for table1."""
+    return {"table": wildcards.table.replace("table", "Table ")}
 
 
 def table_inputs(table):
@@ -110,10 +116,9 @@ def get_final_output():
     """
     every_run = plan.runs(config)
     targets = [
-        "results/table1.csv",
-        "results/table1.md",
-        "results/table2.csv",
-        "results/table2.md",
+        f"results/{table}.{ext}" for table in plan.TABLES for ext in ("csv", "md")
+    ]
+    targets += [
         "results/figures/ablation.svg",
         "results/figures/search_cost.svg",
         "results/figures/search_trace.svg",

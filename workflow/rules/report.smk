@@ -1,21 +1,22 @@
-# Table 1: every (method, dataset, cells) of the paper's main comparison beside the published values.
-rule table1:
+# Table 1 (every (method, dataset, cells) of the paper's main comparison) or Table 2 (the ablation),
+# each number beside the published one.
+rule table:
     input:
-        runs=table_inputs("table1"),
+        runs=lambda wildcards: table_inputs(wildcards.table),
         code=code_files("report"),
     output:
         csv=report(
-            "results/table1.csv",
-            caption="../report/table1.rst",
+            "results/{table}.csv",
+            caption="../report/table.rst",
             category="Tables",
-            labels={"table": "Table 1"},
+            labels=table_labels,
         ),
-        md="results/table1.md",
-        json="results/table1.json",
+        md="results/{table}.md",
+        json="results/{table}.json",
     log:
-        "logs/report/table1.log",
+        "logs/report/{table}.log",
     benchmark:
-        "logs/benchmarks/report/table1.tsv"
+        "logs/benchmarks/report/{table}.tsv"
     conda:
         "../../envs/metantk-nas.yaml"
     threads: 1
@@ -23,37 +24,7 @@ rule table1:
         runtime=10,
         mem_mb=2000,
     params:
-        argv=lambda wildcards: plan.table_argv(config, "table1"),
-    script:
-        "../scripts/metantk.py"
-
-
-# Table 2: the ablation (search methods on one dataset) beside the published values.
-rule table2:
-    input:
-        runs=table_inputs("table2"),
-        code=code_files("report"),
-    output:
-        csv=report(
-            "results/table2.csv",
-            caption="../report/table2.rst",
-            category="Tables",
-            labels={"table": "Table 2"},
-        ),
-        md="results/table2.md",
-        json="results/table2.json",
-    log:
-        "logs/report/table2.log",
-    benchmark:
-        "logs/benchmarks/report/table2.tsv"
-    conda:
-        "../../envs/metantk-nas.yaml"
-    threads: 1
-    resources:
-        runtime=10,
-        mem_mb=2000,
-    params:
-        argv=lambda wildcards: plan.table_argv(config, "table2"),
+        argv=lambda wildcards: plan.table_argv(config, wildcards.table),
     script:
         "../scripts/metantk.py"
 

@@ -10,6 +10,7 @@ from metantk_nas.plan.jobs import (
     SETTINGS_FILES,
     SHOTS,
     STORE,
+    TABLES,
     THEORY,
     Job,
     datasets_needed,

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from metantk_nas.evaluate.config import SHOTS
+from metantk_nas.search.methods import TABLES
 
 #: Which paper column a prepared dataset is compared with (by source format).
 PAPER_DATASET = {
@@ -242,7 +243,7 @@ def jobs(config: Mapping[str, Any]) -> list[Job]:
         found += [Job("evaluate", {**run, "shot": shot}, tuple(evaluate_argv(run, shot)),
                       job_settings(config, "evaluate", {**run, "shot": shot})) for shot in SHOTS]
         found.append(Job("draw_cells", dict(run), tuple(draw_argv(run))))
-    found += [Job(table, {}, tuple(table_argv(config, table))) for table in ("table1", "table2")]
+    found += [Job("table", {"table": table}, tuple(table_argv(config, table))) for table in TABLES]
     found.append(Job("figures", {}, tuple(figures_argv(config))))
     if config["theory"]["enabled"]:
         found.append(Job("theory", {}, tuple(theory_argv(config)), job_settings(config, "theory", {})))

@@ -13,6 +13,7 @@ _EXPORTS = {
     "Method": "methods",
     "get_method": "methods",
     "table_methods": "methods",
+    "TABLES": "methods",
     "paper_settings": "methods",
     "rank_candidates": "ranking",
     "round_to": "ranking",

@@ -66,6 +66,10 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown search method {name!r}; expected one of {list(METHODS)}") from None
 
 
+#: The paper's tables that the report rebuilds (a method lists those it is a row of in ``Method.tables``).
+TABLES: tuple[str, ...] = ("table1", "table2")
+
+
 def table_methods(table: str) -> tuple[str, ...]:
     """The methods that are rows of ``table`` (``table1`` or ``table2``), in row order."""
     return tuple(name for name, method in METHODS.items() if table in method.tables)
