@@ -15,9 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from _train_helpers import genotype, write_random_store
-from metantk_nas.train.config import TrainConfig
-from metantk_nas.train.loop import train
+from _train_helpers import write_random_store
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -36,18 +34,6 @@ def assert_one_line(result: subprocess.CompletedProcess, command: str, *fragment
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def model_32px(tmp_path_factory):
-    """A model trained for one epoch on 16×16 images, and its store."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    store = write_random_store(tmp_path_factory.mktemp("store") / "random", classes=6, per_class=12, size=16)
-    cfg = TrainConfig(epochs=1, decay_epochs=(), batch_size=16, channels=4, cells=3, device="cpu")
-    model = train(cfg, genotype(), store, tmp_path_factory.mktemp("train"), progress=False)
-    torch.set_num_threads(before)
-    return model, store
 
 
 def _make_read_only(folder: Path) -> None:
@@ -80,8 +66,8 @@ def test_search_out_naming_an_existing_file(tmp_path):
     assert target.read_text() == "mine"
 
 
-def test_non_utf8_genotype_file_is_named(tmp_path, model_32px):
-    _, store = model_32px
+def test_non_utf8_genotype_file_is_named(tmp_path, tiny_model):
+    _, store = tiny_model
     bad = tmp_path / "genotype.json"
     bad.write_bytes(b"\xff\xfe\x00 not text")
     result = cli("train", "--genotype", str(bad), "--dataset", str(store), "--out", str(tmp_path / "out"))
@@ -89,8 +75,8 @@ def test_non_utf8_genotype_file_is_named(tmp_path, model_32px):
     assert not (tmp_path / "out" / "model.pt").exists()
 
 
-def test_model_whose_weights_do_not_match_its_genotype(tmp_path, model_32px):
-    model, store = model_32px
+def test_model_whose_weights_do_not_match_its_genotype(tmp_path, tiny_model):
+    model, store = tiny_model
     state = torch.load(model, map_location="cpu", weights_only=True)
     from metantk_nas.space import load_genotype
 
@@ -103,8 +89,8 @@ def test_model_whose_weights_do_not_match_its_genotype(tmp_path, model_32px):
     assert not (tmp_path / "eval" / "1shot.json").exists()
 
 
-def test_evaluate_refuses_a_store_of_another_image_size(tmp_path, model_32px):
-    model, _ = model_32px
+def test_evaluate_refuses_a_store_of_another_image_size(tmp_path, tiny_model):
+    model, _ = tiny_model
     other = write_random_store(tmp_path / "store24", classes=6, per_class=12, size=24)
     result = cli("evaluate", "--model", str(model), "--dataset", str(other), "--shots", "1", "--tasks", "2",
                  "--queries", "2", "--out", str(tmp_path / "eval"), "--device", "cpu")

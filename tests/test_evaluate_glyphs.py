@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from _train_helpers import genotype
 from metantk_nas.cli import main
@@ -31,18 +30,13 @@ def glyph_store(tmp_path_factory):
     return write_store(root / "small", "glyphs-small", "glyphs", splits, {})
 
 
-def test_trained_network_is_far_above_chance_on_glyphs(glyph_store, tmp_path):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, decay_epochs=(5,), drop_path=0.0, crop_padding=2,
-                          channels=8, cells=5, device="cpu")
-        model = train(cfg, genotype(), glyph_store, tmp_path / "train", progress=False)
-        code = main(["evaluate", "--model", str(model), "--dataset", str(glyph_store), "--out", str(tmp_path / "eval"),
-                     "--shots", "5", "--tasks", "40", "--queries", "10", "--n-aug", "2", "--device", "cpu",
-                     "--no-progress"])
-    finally:
-        torch.set_num_threads(before)
+def test_trained_network_is_far_above_chance_on_glyphs(glyph_store, tmp_path, one_thread):
+    cfg = TrainConfig(epochs=6, batch_size=32, lr=0.05, decay_epochs=(5,), drop_path=0.0, crop_padding=2,
+                      channels=8, cells=5, device="cpu")
+    model = train(cfg, genotype(), glyph_store, tmp_path / "train", progress=False)
+    code = main(["evaluate", "--model", str(model), "--dataset", str(glyph_store), "--out", str(tmp_path / "eval"),
+                 "--shots", "5", "--tasks", "40", "--queries", "10", "--n-aug", "2", "--device", "cpu",
+                 "--no-progress"])
     assert code == 0
     result = json.loads((tmp_path / "eval" / "5shot.json").read_text())
     assert len(result["accuracies"]) == 40 and result["n_shot"] == 5

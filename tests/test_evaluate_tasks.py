@@ -6,29 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from _train_helpers import genotype, write_random_store
 from metantk_nas.data.episodes import TaskSampler
 from metantk_nas.data.store import open_split
 from metantk_nas.evaluate.config import EvalConfig
 from metantk_nas.evaluate.features import FeatureExtractor, support_features
 from metantk_nas.evaluate.fewshot import evaluate
-from metantk_nas.train.config import TrainConfig
-from metantk_nas.train.loop import load_model, train
+from metantk_nas.train.loop import load_model
+
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    store = write_random_store(tmp_path_factory.mktemp("store") / "random", classes=6, per_class=12)
-    cfg = TrainConfig(epochs=1, decay_epochs=(), batch_size=16, channels=4, cells=3, device="cpu")
-    model = train(cfg, genotype(), store, tmp_path_factory.mktemp("train"), progress=False)
-    yield model, store
-    torch.set_num_threads(before)
-
-
-def test_support_features_do_not_depend_on_batch_size(trained):
-    model_path, store = trained
+def test_support_features_do_not_depend_on_batch_size(tiny_model):
+    model_path, store = tiny_model
     model, meta = load_model(model_path)
     split = open_split(store, "test")
     sampler = TaskSampler(split.labels, 5, 2, 3, seed=7)
@@ -47,8 +36,8 @@ def test_support_features_do_not_depend_on_batch_size(trained):
     assert not np.allclose(features[7][0, 0], features[7][0, 10])
 
 
-def test_task_set_is_identical_across_runs_and_batch_sizes(trained, tmp_path):
-    model_path, store = trained
+def test_task_set_is_identical_across_runs_and_batch_sizes(tiny_model, tmp_path):
+    model_path, store = tiny_model
     runs = []
     for batch_size, out in ((13, tmp_path / "a"), (512, tmp_path / "b"), (512, tmp_path / "c")):
         cfg = EvalConfig(shots=(1, 5), tasks=12, queries=4, n_aug=2, seed=3, device="cpu", batch_size=batch_size,

@@ -1,36 +1,30 @@
 """A killed training run resumes to bit-identical weights; bad checkpoints are refused clearly."""
 
-import os
+import json
 import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from _train_helpers import genotype, write_random_store
+from _train_helpers import genotype
 from metantk_nas.space import load_genotype
 from metantk_nas.train.config import TrainConfig
 from metantk_nas.train.loop import train
 
 CFG = TrainConfig(epochs=3, batch_size=16, channels=4, cells=3, decay_epochs=(2,), drop_path=0.2, device="cpu")
+SRC = Path(__file__).resolve().parents[1] / "src"
+TESTS = Path(__file__).resolve().parent
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Deterministic and much faster on a shared 2-core machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    return write_random_store(tmp_path_factory.mktemp("store") / "random")
+def store(random_store):
+    return random_store
 
 
 @pytest.fixture(scope="module")
@@ -75,27 +69,48 @@ def test_resume_after_crash_mid_epoch_is_bit_identical(store, reference, tmp_pat
     assert _losses((tmp_path / "metrics.csv").read_text()) == _losses(reference[1])
 
 
-def test_resume_after_sigkill_is_bit_identical(store, reference, tmp_path):
-    """A real process, killed with SIGKILL right after its first checkpoint appears."""
-    cfg = CFG.to_dict()
-    command = [sys.executable, "-m", "metantk_nas.cli", "train", "--genotype", "metantk-nas/mini-5cell-1",
-               "--dataset", str(store), "--out", str(tmp_path), "--epochs", str(cfg["epochs"]),
-               "--batch-size", str(cfg["batch_size"]), "--channels", str(cfg["channels"]), "--cells", str(cfg["cells"]),
-               "--decay-epochs", *map(str, cfg["decay_epochs"]), "--drop-path", str(cfg["drop_path"]),
-               "--device", "cpu", "--no-progress"]
-    process = subprocess.Popen(command, env={**os.environ, "OMP_NUM_THREADS": "1"},
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    checkpoint = tmp_path / "work" / "ckpt_last.pt"
-    deadline = time.monotonic() + 90
-    while not checkpoint.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    _, stderr = process.communicate()
-    assert checkpoint.exists(), stderr.decode()[-2000:]
-    assert not (tmp_path / "model.pt").exists()  # killed before the end
+#: A training process that SIGKILLs itself at a chosen point: after epoch K (``on_epoch_end``), or at
+#: optimizer step N (in the middle of an epoch, between two checkpoints).
+_KILLED_RUN = """
+import json, os, signal, sys
+sys.path[:0] = [sys.argv[1], sys.argv[2]]
+import torch
+from _train_helpers import genotype
+from metantk_nas.train.config import TrainConfig
+from metantk_nas.train.loop import train
+
+torch.set_num_threads(1)
+kind, at = sys.argv[5], int(sys.argv[6])
+kill = lambda: os.kill(os.getpid(), signal.SIGKILL)
+on_epoch_end = (lambda epoch: epoch == at and kill()) if kind == "epoch" else None
+if kind == "step":
+    calls, step = [0], torch.optim.SGD.step
+    def killing_step(self, *args, **kwargs):
+        calls[0] += 1
+        if calls[0] == at:
+            kill()
+        return step(self, *args, **kwargs)
+    torch.optim.SGD.step = killing_step
+train(TrainConfig.from_dict(json.loads(sys.argv[7])), genotype(), sys.argv[3], sys.argv[4], progress=False,
+      on_epoch_end=on_epoch_end)
+"""
+
+
+@pytest.mark.parametrize("kind, at, finished_epoch", [("epoch", 1, 1), ("step", 72 // 16 + 3, 1)],
+                         ids=["after-epoch-1", "mid-epoch-2"])
+def test_resume_after_sigkill_is_bit_identical(store, reference, tmp_path, kind, at, finished_epoch):
+    """A real process, SIGKILLed at a fixed point of its training (no timing involved), then resumed."""
+    process = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, str(SRC), str(TESTS), str(store), str(tmp_path), kind, str(at),
+         json.dumps(CFG.to_dict())], capture_output=True, text=True, timeout=600)
+    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    checkpoint = torch.load(tmp_path / "work" / "ckpt_last.pt", weights_only=True)
+    assert checkpoint["epoch"] == finished_epoch
+    assert not (tmp_path / "model.pt").exists()
 
     path = train(CFG, genotype(), store, tmp_path, progress=False)
     _assert_same_weights(path, reference[0])
+    assert _losses((tmp_path / "metrics.csv").read_text()) == _losses(reference[1])
 
 
 @pytest.fixture()
