@@ -5,7 +5,6 @@ import time
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from metantk_nas.kernels import empirical_ntk, make_head, metantk_condition, ntk_condition

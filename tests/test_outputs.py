@@ -51,7 +51,7 @@ def test_search_state_round_trips_infinity_exactly(tmp_path, strict_json):
     from metantk_nas.search.trace import TRACE_COLUMNS
 
     base = {column: 0 for column in TRACE_COLUMNS} | {"stage": "ops", "cell": "normal", "op": "conv_3x3"}
-    rows = [base | {"cond_origin": math.inf, "cond_candidate": -math.inf, "delta_c": 0.1 + 0.2},
+    rows = [base | {"cond_origin": math.inf, "cond_candidate": -math.inf, "delta_c": 0.1 + 0.2, "delta_r": math.nan},
             base | {"cond_origin": None, "cond_candidate": None}]  # linear-regions: no condition number
     config, dataset = {"lam_tau": "inf", "seed": 1}, {"name": "glyphs"}
     state = SearchState(config=config, dataset=dataset, masks={"normal": [[True, False]]}, op_rounds=2,
@@ -59,7 +59,9 @@ def test_search_state_round_trips_infinity_exactly(tmp_path, strict_json):
     path = save_state(tmp_path, state)
     saved = strict_json(path.read_text(encoding="utf-8"))
     assert saved["trace"][0]["cond_origin"] == "inf" and saved["config"]["lam_tau"] == "inf"
+    assert saved["trace"][0]["delta_r"] == "nan" and saved["trace"][1]["cond_origin"] is None
     loaded = load_state(tmp_path, config, dataset)
+    assert math.isnan(loaded.trace[0].pop("delta_r")) and math.isnan(state.trace[0].pop("delta_r"))
     assert loaded == state
     assert loaded.trace[0]["cond_candidate"] == -math.inf and loaded.config["lam_tau"] == "inf"
 

@@ -1,16 +1,17 @@
 """Round-state checkpoint: what a killed search needs to continue from its last finished round.
 
 All randomness of a round is derived from ``(seed, round, candidate, repeat)``, so the state is
-only the masks, the finished rounds, the trace rows and the counters — no RNG state. It is standard JSON
-(exact float round-trip, infinity spelled ``"inf"``, readable) written atomically after every finished round, in the work
-directory and never among the declared outputs. A state written by another configuration or for
-another dataset is refused rather than mixed in.
-"""
+only the masks, the finished rounds, the trace rows and the counters — no RNG state. It is standard
+JSON with an exact float round-trip (the trace's non-finite numbers spelled ``"inf"``, ``"-inf"``,
+``"nan"``), written atomically after every finished round, in the work directory and never among the
+declared outputs. A state written by another configuration or for another dataset is refused rather
+than mixed in."""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,19 +43,28 @@ class SearchState:
     sessions: int = 0  # how many times the search was (re)started
 
 
-def _decode_trace(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Trace numbers written as ``"inf"``/``"-inf"`` (:func:`metantk_nas.io.to_jsonable`) back to floats.
+#: How the trace's NaN is spelled in the state (results write NaN as ``null``; the state must give it back).
+_NAN = "nan"
 
-    No text column of the trace (stage, cell, op) can hold these strings, and its numbers are never NaN
-    (a candidate whose ΔC or ΔR is not finite cannot be ranked, so its round never finishes).
-    """
-    return [{key: float_from_json(value) for key, value in row.items()} for row in rows]
+
+def _encode_trace(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """NaN numbers as ``"nan"``; :func:`metantk_nas.io.json_text` spells ±infinity ``"inf"``/``"-inf"``."""
+    return [{key: _NAN if isinstance(value, float) and math.isnan(value) else value for key, value in row.items()}
+            for row in rows]
+
+
+def _decode_trace(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``"inf"``, ``"-inf"`` and ``"nan"`` back to floats (no text column of the trace can hold them)."""
+    return [{key: float(value) if value == _NAN else float_from_json(value) for key, value in row.items()}
+            for row in rows]
 
 
 def save_state(work_dir: str | os.PathLike, state: SearchState) -> Path:
     """Write the state atomically to ``work_dir/search_state.json``."""
     path = Path(work_dir) / STATE_FILE
-    atomic_write_text(path, json_text({"format_version": STATE_FORMAT_VERSION, **asdict(state)}, indent=None))
+    payload = {"format_version": STATE_FORMAT_VERSION, **asdict(state)}
+    payload["trace"] = _encode_trace(payload["trace"])
+    atomic_write_text(path, json_text(payload, indent=None))
     return path
 
 
