@@ -32,7 +32,7 @@ rule table:
 # Ablation bars, search cost per method and the pruning traces, as PNG and SVG.
 rule figures:
     input:
-        runs=table_inputs("table1") + table_inputs("table2"),
+        runs=[f for table in plan.TABLES for f in table_inputs(table)],
         traces=run_files("search/trace.csv", plan.runs(config)),
         code=code_files("report", "search"),
     output:
