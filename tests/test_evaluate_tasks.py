@@ -16,8 +16,14 @@ from metantk_nas.train.loop import load_model
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_support_features_do_not_depend_on_batch_size(tiny_model):
-    model_path, store = tiny_model
+@pytest.fixture(scope="module")
+def trained(tiny_model):
+    """``(model.pt, store)`` of the session's one-epoch model (conftest)."""
+    return tiny_model
+
+
+def test_support_features_do_not_depend_on_batch_size(trained):
+    model_path, store = trained
     model, meta = load_model(model_path)
     split = open_split(store, "test")
     sampler = TaskSampler(split.labels, 5, 2, 3, seed=7)
@@ -36,8 +42,8 @@ def test_support_features_do_not_depend_on_batch_size(tiny_model):
     assert not np.allclose(features[7][0, 0], features[7][0, 10])
 
 
-def test_task_set_is_identical_across_runs_and_batch_sizes(tiny_model, tmp_path):
-    model_path, store = tiny_model
+def test_task_set_is_identical_across_runs_and_batch_sizes(trained, tmp_path):
+    model_path, store = trained
     runs = []
     for batch_size, out in ((13, tmp_path / "a"), (512, tmp_path / "b"), (512, tmp_path / "c")):
         cfg = EvalConfig(shots=(1, 5), tasks=12, queries=4, n_aug=2, seed=3, device="cpu", batch_size=batch_size,

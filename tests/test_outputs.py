@@ -106,13 +106,16 @@ _NO_FLOATS = {"space/cli.py", "space/genotype.py"}
 
 
 def test_json_is_written_strictly_everywhere():
-    """A ``json.dump(s)`` outside :mod:`metantk_nas.io` passes ``allow_nan=False``: ``NaN``/``Infinity`` raise."""
+    """A ``json.dump(s)`` outside :mod:`metantk_nas.io` passes ``allow_nan=False`` (``NaN``/``Infinity`` raise)
+    or a payload made JSON-ready by :func:`metantk_nas.io.to_jsonable` (which leaves none)."""
     loose = []
     for path in sorted(SRC.rglob("*.py")):
         name = path.relative_to(SRC).as_posix()
         for call in _json_dumps_calls(ast.parse(path.read_text(encoding="utf-8"))):
             strict = any(k.arg == "allow_nan" and isinstance(k.value, ast.Constant) and k.value.value is False
                          for k in call.keywords)
+            strict |= bool(call.args) and isinstance(call.args[0], ast.Call) and getattr(
+                call.args[0].func, "id", None) == "to_jsonable"
             if not strict and name not in _NO_FLOATS:
                 loose.append(f"{name}:{call.lineno}")
     assert loose == []

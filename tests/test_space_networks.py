@@ -141,6 +141,7 @@ def test_removing_one_op_changes_the_output(supernet: SearchSupernet, images: to
             supernet.set_masks(all_alive_mask(), mask) if reduce else supernet.set_masks(mask, all_alive_mask())
             assert not torch.allclose(full, supernet(images)[1])
             assert torch.equal(supernet.masks[int(reduce)], mask)
+    supernet.set_masks(all_alive_mask(), all_alive_mask())
 
 
 def test_mixed_edge_is_uniform_mean_and_dead_edge_is_zero(supernet: SearchSupernet) -> None:
@@ -167,6 +168,7 @@ def test_all_removed_edge_contributes_exactly_zero(supernet: SearchSupernet) -> 
         node2 = cell.edges[1](cell.preprocess1(s1), tuple(range(7)))
         assert torch.equal(out[:, :32], node2)
         supernet(torch.randn(1, 3, 8, 8))  # the whole network runs with a dead edge
+    supernet.set_masks(all_alive_mask(), all_alive_mask())
 
 
 def test_removed_ops_are_not_executed() -> None:
@@ -193,6 +195,7 @@ def test_masks_follow_state_dict(supernet: SearchSupernet, images: torch.Tensor)
     other.load_state_dict(supernet.state_dict())
     with torch.no_grad():
         assert torch.equal(other(images)[1], supernet(images)[1])
+    supernet.set_masks(all_alive_mask(), all_alive_mask())
 
 
 def test_full_size_supernet_parameter_count() -> None:

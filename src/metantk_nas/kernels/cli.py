@@ -101,5 +101,5 @@ def _run(args: argparse.Namespace) -> int:
     config = {k: v for k, v in vars(args).items() if k != "func"}
     payload = {**cond.summary(), "eigenvalues": cond.eigenvalues, "seconds": seconds, "config": config,
                "provenance": collect(config, args.seed)}
-    print(json.dumps(to_jsonable(payload), indent=2, allow_nan=False))
+    print(json.dumps(to_jsonable(payload), indent=2))
     return 0

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from metantk_nas import provenance
 from metantk_nas.data.store import open_split
 from metantk_nas.device import select_device
-from metantk_nas.io import atomic_path, write_csv, write_json
+from metantk_nas.io import atomic_path, atomic_write_text, csv_text, write_json
 from metantk_nas.seeding import seed_everything
 from metantk_nas.space import FinalNetwork, Genotype, count_parameters
 from metantk_nas.train.batches import BatchStream
@@ -124,7 +124,7 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
             "rng": _rng_state(stream), "config": cfg.to_dict(), "genotype": genotype.to_dict(),
             "data": data_identity, "history": history,
         })
-        write_csv(work_dir / "metrics.csv", METRIC_COLUMNS, history)
+        atomic_write_text(work_dir / "metrics.csv", _metrics_csv(history))
         if on_epoch_end is not None:
             on_epoch_end(epoch)
 
@@ -140,7 +140,7 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
             "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
             "image_size": split.image_size, "dataset": str(dataset_dir), "provenance": record,
         }, tmp)
-    write_csv(out_dir / "metrics.csv", METRIC_COLUMNS, history)
+    atomic_write_text(out_dir / "metrics.csv", _metrics_csv(history))
     write_json(out_dir / "train.json", {
         "genotype": genotype.to_dict(), "config": cfg.to_dict(), "dataset": str(dataset_dir),
         "num_classes": split.num_classes, "train_images": len(split), "parameters": count_parameters(model),
@@ -162,6 +162,10 @@ def _set_rng_state(state: dict[str, Any], stream: BatchStream) -> None:
     if state["torch_cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["torch_cuda"])
     stream.load_state_dict(state["data"])
+
+
+def _metrics_csv(history: list[dict[str, Any]]) -> str:
+    return csv_text(METRIC_COLUMNS, history)
 
 
 def _sync(device: torch.device) -> None:
