@@ -35,22 +35,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=_run)
 
 
-def genotype_masks(genotype):
-    """(normal, reduce) (9, 7) bool masks keeping exactly the genotype's (op, input) pairs."""
-    import torch
-
-    from metantk_nas.space.primitives import EDGES, PRIMITIVES
-
-    def mask(cell) -> torch.Tensor:
-        out = torch.zeros(len(EDGES), len(PRIMITIVES), dtype=torch.bool)
-        for node, pairs in enumerate(cell):
-            for op, source in pairs:
-                out[EDGES.index((node + 2, source)), PRIMITIVES.index(op)] = True
-        return out
-
-    return mask(genotype.normal), mask(genotype.reduce)
-
-
 def _run(args: argparse.Namespace) -> int:
     import time
 
@@ -65,7 +49,7 @@ def _run(args: argparse.Namespace) -> int:
     from metantk_nas.kernels.score import make_head, metantk_condition, ntk_condition
     from metantk_nas.provenance import collect
     from metantk_nas.seeding import derive_seed, seed_everything
-    from metantk_nas.space import SearchSupernet, load_genotype
+    from metantk_nas.space import SearchSupernet, load_genotype, masks_from_genotype
 
     if args.cells < 2 or args.channels < 1 or args.tasks < 1 or args.images < 2:
         raise ValueError("--cells must be >= 2, --channels/--tasks >= 1 and --images >= 2")
@@ -74,7 +58,7 @@ def _run(args: argparse.Namespace) -> int:
     split = open_split(args.dataset, args.split)
     model = SearchSupernet(C=args.channels, n_cells=args.cells, num_classes=split.num_classes, norm="group")
     if args.genotype:
-        model.set_masks(*genotype_masks(load_genotype(args.genotype)))
+        model.set_masks(*masks_from_genotype(load_genotype(args.genotype)))
     model = model.to(device).train()
     data_gen = torch.Generator().manual_seed(derive_seed(args.seed, "kernel-data"))
 

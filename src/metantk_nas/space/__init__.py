@@ -22,6 +22,7 @@ _EXPORTS = {
     "build_thin_network": "supernet",
     "all_alive_mask": "supernet",
     "genotype_from_masks": "derive",
+    "masks_from_genotype": "derive",
     "FinalNetwork": "final",
     "count_parameters": "final",
     "random_genotype": "sampling",
