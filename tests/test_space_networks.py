@@ -19,6 +19,7 @@ from metantk_nas.space import (
     load_genotype,
 )
 from metantk_nas.space.blocks import DropPath, FactorizedReduce, Identity
+from metantk_nas.space.skeleton import cell_plan, reduction_cells
 from metantk_nas.space.supernet import layer_plan
 
 
@@ -74,6 +75,19 @@ def test_layer_plan_matches_official_reductions() -> None:
     assert layer_plan(2) == [(1, False), (2, True)]
     with pytest.raises(ValueError, match="n_cells"):
         layer_plan(6)
+
+
+def test_one_reduction_formula_for_both_networks() -> None:
+    assert reduction_cells(5) == (1, 3) and reduction_cells(8) == (2, 5) and reduction_cells(7) == (2, 4)
+    for n in (5, 8, 11, 14):  # the supernet's depths 3N+2: positions N and 2N+1 = floor(L/3), floor(2L/3)
+        assert layer_plan(n) == cell_plan(n)
+        assert [i for i, (_, r) in enumerate(layer_plan(n)) if r] == [(n - 2) // 3, 2 * ((n - 2) // 3) + 1]
+    genotype = load_genotype("metanas/in-v2")
+    for n in (3, 5, 6, 7, 8):
+        final = FinalNetwork(genotype, C=4, n_cells=n, num_classes=2)
+        assert [cell.reduction for cell in final.cells] == [r for _, r in cell_plan(n)]
+    with pytest.raises(ValueError, match="at least 3"):
+        reduction_cells(2)
 
 
 @pytest.fixture(scope="module")

@@ -17,22 +17,21 @@ from torch import nn
 from metantk_nas.space.blocks import FactorizedReduce, ReLUConvBN, make_norm
 from metantk_nas.space.ops import create_op
 from metantk_nas.space.primitives import EDGES, MASK_SHAPE, PRIMITIVES, STEPS
+from metantk_nas.space.skeleton import cell_plan
 
 AliveOps = tuple[tuple[int, ...], ...]
 
 
 def layer_plan(n_cells: int) -> list[tuple[int, bool]]:
-    """Per-cell (channel multiplier, is_reduction) of the official skeleton.
+    """Per-cell (channel multiplier, is_reduction) of the official search skeleton.
 
-    With N = ⌊(L−2)/3⌋ the plan is N normal cells at C, a reduction to 2C, N at 2C, a reduction to
-    4C, N at 4C (so L = 3N+2, reductions at N and 2N+1). Depths below 5 are the official truncation
-    of the N=1 plan (the 2-cell linear-region network: a normal cell then a reduction cell).
+    Depths L = 3N+2 (5, 8, 11, ...) take :func:`~metantk_nas.space.skeleton.cell_plan`: N normal cells at
+    C, a reduction to 2C, N at 2C, a reduction to 4C, N at 4C. Depths below 5 are the official truncation
+    of the 5-cell plan (the 2-cell linear-region network: a normal cell then a reduction cell).
     """
     if n_cells < 1 or (n_cells >= 5 and (n_cells - 2) % 3):
         raise ValueError(f"n_cells must be 1..4 or 3N+2 (5, 8, 11, ...), got {n_cells}")
-    n = max(1, (n_cells - 2) // 3)
-    plan = [(1, False)] * n + [(2, True)] + [(2, False)] * n + [(4, True)] + [(4, False)] * n
-    return plan[:n_cells]
+    return cell_plan(max(n_cells, 5))[:n_cells]
 
 
 def all_alive_mask() -> torch.Tensor:
