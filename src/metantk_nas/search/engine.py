@@ -21,7 +21,6 @@ with the same tasks, weights and head as every candidate).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import sys
@@ -358,8 +357,6 @@ def run_search(
     Returns:
         The :class:`~metantk_nas.space.Genotype`.
     """
-    from metantk_nas.device import claim_gpu
-
     spec = get_method(cfg.method)
     out = Path(out_dir)
     started = time.perf_counter()
@@ -374,9 +371,7 @@ def run_search(
         return genotype
     if dataset_dir is None:
         raise ValueError(f"method {cfg.method!r} needs a dataset (--dataset DIR)")
-    gpu_claim = claim_gpu() if cfg.device != "cpu" else contextlib.nullcontext()
-    with gpu_claim:
-        return _prune(cfg, spec.condition, Path(dataset_dir), out, work_dir, on_round_end, progress, started)
+    return _prune(cfg, spec.condition, Path(dataset_dir), out, work_dir, on_round_end, progress, started)
 
 
 def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Path,
@@ -390,8 +385,8 @@ def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Pat
     from metantk_nas.seeding import seed_everything
     from metantk_nas.space import PRIMITIVES, genotype_from_masks
 
+    device = select_device(cfg.device)  # claims a GPU: before anything touches CUDA (seeding does)
     seed_everything(cfg.seed)
-    device = select_device(cfg.device)
     train = open_split(dataset_dir, "train")
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
     fingerprint = _dataset_fingerprint(train, dataset_dir)
