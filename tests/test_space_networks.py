@@ -120,13 +120,15 @@ def test_supernet_structure(supernet: SearchSupernet) -> None:
 def test_same_mask_gives_identical_output_on_one_instance(supernet: SearchSupernet, images: torch.Tensor) -> None:
     modules_before = [id(m) for m in supernet.modules()]
     with torch.no_grad():
-        features, logits = supernet(images)
+        features = supernet.forward_features(images)
+        logits = supernet(images)
         assert features.shape == (2, 192) and logits.shape == (2, 10)
-        again = supernet(images)[1]
+        assert torch.equal(supernet.forward_head(features), logits)
+        again = supernet(images)
         supernet.set_masks(_random_mask(1), _random_mask(2))
-        other = supernet(images)[1]
+        other = supernet(images)
         supernet.set_masks(all_alive_mask(), all_alive_mask())
-        back = supernet(images)[1]
+        back = supernet(images)
     assert torch.equal(logits, again) and torch.equal(logits, back)
     assert not torch.allclose(logits, other)
     assert [id(m) for m in supernet.modules()] == modules_before
@@ -135,12 +137,12 @@ def test_same_mask_gives_identical_output_on_one_instance(supernet: SearchSupern
 def test_removing_one_op_changes_the_output(supernet: SearchSupernet, images: torch.Tensor) -> None:
     with torch.no_grad():
         supernet.set_masks(all_alive_mask(), all_alive_mask())
-        full = supernet(images)[1]
+        full = supernet(images)
         for reduce in (False, True):
             mask = all_alive_mask()
             mask[4, PRIMITIVES.index("conv_1x5_5x1")] = False
             supernet.set_masks(all_alive_mask(), mask) if reduce else supernet.set_masks(mask, all_alive_mask())
-            assert not torch.allclose(full, supernet(images)[1])
+            assert not torch.allclose(full, supernet(images))
             assert torch.equal(supernet.masks[int(reduce)], mask)
     supernet.set_masks(all_alive_mask(), all_alive_mask())
 
@@ -176,7 +178,7 @@ def test_removed_ops_are_not_executed() -> None:
     torch.manual_seed(0)
     net = SearchSupernet(C=16, n_cells=5, num_classes=5, norm="group")
     net.set_masks(_random_mask(3), _random_mask(4))
-    net(torch.randn(2, 3, 8, 8))[1].sum().backward()
+    net(torch.randn(2, 3, 8, 8)).sum().backward()
     alive = {name for name, _ in net.named_alive_parameters()}
     for name, param in net.named_parameters():
         assert (param.grad is not None) == (name in alive), name
@@ -195,7 +197,7 @@ def test_masks_follow_state_dict(supernet: SearchSupernet, images: torch.Tensor)
     supernet.set_masks(_random_mask(5), _random_mask(6))
     other.load_state_dict(supernet.state_dict())
     with torch.no_grad():
-        assert torch.equal(other(images)[1], supernet(images)[1])
+        assert torch.equal(other(images), supernet(images))
     supernet.set_masks(all_alive_mask(), all_alive_mask())
 
 
@@ -211,7 +213,9 @@ def test_thin_network() -> None:
     assert [c.reduction for c in net.cells] == [False, True]
     sizes = []
     net.cells[1].register_forward_hook(lambda module, inputs, output: sizes.append(tuple(output.shape)))
-    features, logits = net(torch.randn(4, 1, 3, 3))
+    x = torch.randn(4, 1, 3, 3)
+    features = net.forward_features(x)
+    logits = net.forward_head(features)
     assert features.shape == (4, 6) and logits.shape == (4, 10) and sizes == [(4, 6, 2, 2)]
 
 
@@ -223,7 +227,8 @@ def _cell_shapes(model: FinalNetwork, x: torch.Tensor) -> list[tuple[int, int]]:
     hooks = [cell.register_forward_hook(lambda m, i, o: shapes.append((o.shape[1], o.shape[2])))
              for cell in model.cells]
     with torch.no_grad():
-        features, logits = model(x, return_features=True)
+        features = model.forward_features(x)
+        logits = model.forward_head(features)
     for hook in hooks:
         hook.remove()
     assert features.shape == (1, 576) and logits.shape == (1, 64)

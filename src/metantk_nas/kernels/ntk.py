@@ -113,19 +113,21 @@ class NTKResult:
 
 
 class _Outputs(nn.Module):
-    """The network as the kernel sees it: ``model(x) -> (features, logits)``, optionally a fresh head."""
+    """The network as the kernel sees it: a fresh head on ``model.forward_features`` (MetaNTK), or the
+    model's own ``forward_head`` (NTK). Both networks of :mod:`metantk_nas.space` have the two methods."""
 
     def __init__(self, model: nn.Module, head: nn.Module | None):
         super().__init__()
+        missing = [name for name in ("forward_features", "forward_head") if not callable(getattr(model, name, None))]
+        if missing:
+            raise ValueError(f"model must have forward_features(x) and forward_head(features); "
+                             f"{type(model).__name__} lacks {', '.join(missing)}")
         self.model = model
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        if not (isinstance(out, tuple) and len(out) == 2):
-            raise ValueError(f"model must return (features, logits), got {type(out).__name__}")
-        features, logits = out
-        return self.head(features) if self.head is not None else logits
+        features = self.model.forward_features(x)
+        return self.head(features) if self.head is not None else self.model.forward_head(features)
 
 
 def _reduce(logits: torch.Tensor, output: str) -> torch.Tensor:
@@ -337,7 +339,8 @@ def empirical_ntk(
     """Empirical NTK Θ and last-layer kernel 𝒦 of one batch (Paper Eq. 4 at θ₀; official §2.3).
 
     Args:
-        model: returns ``(features, logits)``; its mode (train/eval) is used as is.
+        model: has ``forward_features(x)`` and ``forward_head(features)`` (both networks of
+            :mod:`metantk_nas.space`); its mode (train/eval) is used as is.
         inputs: (n, ...) batch on the model's device.
         head: a linear head applied to the features (MetaNTK: a fresh random 5-way head). Without it the
             model's own logits are the output (TE-NAS NTK mode, official §2.7).

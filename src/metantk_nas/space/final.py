@@ -95,11 +95,13 @@ class FinalNetwork(nn.Module):
             s0, s1 = s1, cell(s0, s1)
         return torch.flatten(self.global_pool(s1), 1)
 
-    def forward(self, x: torch.Tensor,
-                return_features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        features = self.forward_features(x)
-        logits = self.classifier(features)
-        return (features, logits) if return_features else logits
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """The trained classifier on pooled features."""
+        return self.classifier(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits: ``forward_head(forward_features(x))`` (timm's contract, as the search supernet)."""
+        return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh ``Linear(num_features, num_classes)`` on the same device/dtype."""

@@ -109,7 +109,11 @@ class SearchCell(nn.Module):
 
 
 class SearchSupernet(nn.Module):
-    """The official ``NASNetworkDARTS`` supernet; ``forward`` returns ``(features, logits)``.
+    """The official ``NASNetworkDARTS`` supernet.
+
+    Same interface as :class:`~metantk_nas.space.final.FinalNetwork` (timm's): ``forward_features(x)``
+    (pooled features), ``forward_head(features)`` (logits), ``forward(x)`` = both (logits); the official
+    ``forward`` returned ``(features, logits)``, which kernel code asks for explicitly instead.
 
     Args:
         C: channels of the first cell (and of the stem).
@@ -171,9 +175,13 @@ class SearchSupernet(nn.Module):
             s0, s1 = s1, cell(s0, s1, self._alive[cell.reduction])
         return torch.flatten(self.global_pool(self.lastact(s1)), 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.forward_features(x)
-        return features, self.classifier(features)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """The network's own classifier on pooled features (the TE-NAS NTK output)."""
+        return self.classifier(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits: ``forward_head(forward_features(x))`` (timm's contract, as :class:`FinalNetwork`)."""
+        return self.forward_head(self.forward_features(x))
 
     def named_alive_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         """Parameters that the current masks actually use (stem, preprocessors, alive ops, head)."""
