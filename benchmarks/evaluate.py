@@ -31,7 +31,7 @@ from metantk_nas.evaluate.features import FeatureExtractor, augmented_supports, 
 from metantk_nas.evaluate.fewshot import evaluate_shot
 from metantk_nas.io import write_json
 from metantk_nas.train.batches import gather
-from metantk_nas.train.loop import load_model
+from metantk_nas.space.checkpoint import load_model
 
 
 def per_task(cfg: EvalConfig, shot: int, model: torch.nn.Module, normalization: dict, images: np.ndarray,

@@ -13,7 +13,8 @@ from metantk_nas.evaluate.config import EvalConfig
 from metantk_nas.evaluate.features import FeatureExtractor, support_features
 from metantk_nas.evaluate.fewshot import evaluate
 from metantk_nas.train.config import TrainConfig
-from metantk_nas.train.loop import load_model, train
+from metantk_nas.space.checkpoint import load_model
+from metantk_nas.train.loop import train
 
 
 @pytest.fixture(scope="module")
@@ -94,3 +95,19 @@ def test_model_file_checks(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="corrupted or unreadable model file"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_model_file_layout_and_version_1_files(trained, tmp_path):
+    """Weights under "model" (as in the training checkpoint); files of version 1 ("state_dict") still load."""
+    model_path, _ = trained
+    state = torch.load(model_path, weights_only=True)
+    assert state["format_version"] == 2 and "model" in state and "state_dict" not in state
+    model, meta = load_model(model_path)
+    assert "model" not in meta and meta["genotype"] == state["genotype"]
+    old = {**{k: v for k, v in state.items() if k != "model"}, "format_version": 1, "state_dict": state["model"]}
+    torch.save(old, tmp_path / "v1.pt")
+    loaded, _ = load_model(tmp_path / "v1.pt")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    torch.save({**state, "format_version": 3}, tmp_path / "v3.pt")
+    with pytest.raises(ValueError, match="format_version 3 is not readable"):
+        load_model(tmp_path / "v3.pt")

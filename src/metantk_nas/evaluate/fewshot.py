@@ -33,7 +33,7 @@ def evaluate(cfg: EvalConfig, model_path: str | os.PathLike, dataset_dir: str | 
              out_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[int, dict[str, Any]]:
     """Evaluate a trained model; returns ``{shot: result}`` and writes ``OUT/{shot}shot.json`` when ``out_dir``."""
     from metantk_nas.device import select_device
-    from metantk_nas.train.loop import load_model
+    from metantk_nas.space.checkpoint import load_model
 
     device = select_device(cfg.device)
     model, meta = load_model(model_path, device)

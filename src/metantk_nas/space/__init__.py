@@ -25,6 +25,8 @@ _EXPORTS = {
     "masks_from_genotype": "derive",
     "FinalNetwork": "final",
     "count_parameters": "final",
+    "load_model": "checkpoint",
+    "save_model": "checkpoint",
     "random_genotype": "sampling",
     "draw_genotype": "draw",
 }
