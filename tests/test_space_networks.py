@@ -19,6 +19,7 @@ from metantk_nas.space import (
     load_genotype,
 )
 from metantk_nas.space.blocks import DropPath, FactorizedReduce, Identity
+from metantk_nas.space.ops import registered_ops
 from metantk_nas.space.skeleton import cell_plan, reduction_cells
 from metantk_nas.space.supernet import layer_plan
 
@@ -66,6 +67,11 @@ def test_conv_3x3_is_depthwise_separable() -> None:
     assert [c.groups for c in convs] == [16, 1] and convs[0].kernel_size == (3, 3)
     fac = [m for m in create_op("conv_1x5_5x1", 16, 2).modules() if isinstance(m, nn.Conv2d)]
     assert fac[0].kernel_size == (1, 5) and fac[0].stride == (2, 2) and fac[1].kernel_size == (5, 1)
+
+
+def test_primitives_are_the_registered_ops_in_mask_column_order() -> None:
+    """The mask columns (PRIMITIVES, torch-free) and the op registry (what create_op builds) name the same ops."""
+    assert registered_ops() == PRIMITIVES
 
 
 def test_layer_plan_matches_official_reductions() -> None:

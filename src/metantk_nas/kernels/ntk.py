@@ -176,11 +176,11 @@ def _check_batch_independent(net: nn.Module) -> None:
 
 # Per-sample gradient backends. Each fills rows[name] (R × numel float32) for every selected parameter.
 
-_Rows = dict[str, torch.Tensor]
+_ParamRows = dict[str, torch.Tensor]  # parameter name -> (R, numel) per-sample gradient rows
 
 
 def _loop_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Parameter]], output: str,
-               rows: _Rows, chunk_size: int | None) -> None:
+               rows: _ParamRows, chunk_size: int | None) -> None:
     params = [p for _, p in named]
     for n in range(x.shape[0]):
         out = _reduce(net(x[n : n + 1]), output).reshape(-1)
@@ -191,7 +191,7 @@ def _loop_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Paramet
 
 
 def _func_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Parameter]], output: str,
-               rows: _Rows, chunk_size: int | None) -> None:
+               rows: _ParamRows, chunk_size: int | None) -> None:
     from torch.func import functional_call, grad, jacrev, vmap
 
     params = {name: p.detach() for name, p in named}
@@ -233,7 +233,7 @@ def _layout_safe_grad_sample_module() -> type:
 
 
 def _opacus_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Parameter]], output: str,
-                 rows: _Rows, chunk_size: int | None) -> None:
+                 rows: _ParamRows, chunk_size: int | None) -> None:
     selected = {id(p) for _, p in named}
     saved = [(p, p.requires_grad) for p in net.parameters()]
     for p, _ in saved:
