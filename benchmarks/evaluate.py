@@ -45,7 +45,7 @@ def per_task(cfg: EvalConfig, shot: int, model: torch.nn.Module, normalization: 
     started = time.perf_counter()
     for index in range(cfg.tasks):
         task = sampler.task(index)
-        support = augmented_supports(images, task, cfg.n_aug, support_generator(cfg.seed, shot, index, device),
+        support = augmented_supports(images, task.support, cfg.n_aug, support_generator(cfg.seed, shot, index, device),
                                      device, padding)
         both = torch.cat([support, to_tensor(gather(images, task.query), device)])
         both = both.contiguous(memory_format=torch.channels_last)  # the faster layout, as on the fast side

@@ -33,14 +33,14 @@ def test_support_features_do_not_depend_on_batch_size(trained):
     model, meta = load_model(model_path)
     split = open_split(store, "test")
     sampler = TaskSampler(split.labels, 5, 2, 3, seed=7)
-    tasks = [sampler.task(i) for i in range(6)]
+    tasks = sampler.stack(6)
     features = {}
     for batch_size in (7, 1000):
         extractor = FeatureExtractor(model, meta["normalization"]["mean"], meta["normalization"]["std"],
                                      torch.device("cpu"), batch_size)
         features[batch_size] = support_features(extractor, split.images, tasks, 0, 2, 3, seed=7)
         # the same tasks asked for in a different grouping (tasks 3..5 alone) give the same features
-        tail = support_features(extractor, split.images, tasks[3:], 3, 2, 3, seed=7)
+        tail = support_features(extractor, split.images, sampler.stack(3, start=3), 3, 2, 3, seed=7)
         np.testing.assert_allclose(tail, features[batch_size][3:], atol=1e-5)
     assert features[7].shape == (6, 5 * 2 * 3, model.num_features)
     np.testing.assert_allclose(features[7], features[1000], atol=1e-5)

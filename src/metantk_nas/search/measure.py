@@ -9,6 +9,8 @@ repeated exactly — which is what makes the search deterministic and resumable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -17,7 +19,7 @@ from metantk_nas.data import episodes, store, transforms
 from metantk_nas.search.config import SearchConfig
 from metantk_nas.seeding import derive_seed
 
-Masks = dict[str, torch.Tensor]  # cell type -> (9, 7) bool mask
+CellMasks = dict[str, torch.Tensor]  # cell type -> (9, 7) bool mask tensor
 
 
 def _generator(key: int) -> torch.Generator:
@@ -89,12 +91,17 @@ class Measurer:
 
     # -- condition number ---------------------------------------------------------------------------
 
-    def _images(self, indices: np.ndarray, augment: bool, key: int) -> torch.Tensor:
-        pixels = self.train.images[np.asarray(indices)]
+    def _transform(self, augment: bool, key: int) -> Callable[[np.ndarray], torch.Tensor]:
+        """The search transform of one batch (supports augmented from ``key``'s generator, queries not)."""
         generator = _generator(key) if augment else None
-        return transforms.search_transform(pixels, augment, generator, size=self.cfg.resolution, device=self.device)
 
-    def condition_number(self, masks: Masks, data_key: int, head_key: int) -> float:
+        def transform(pixels: np.ndarray) -> torch.Tensor:
+            return transforms.search_transform(pixels, augment, generator, size=self.cfg.resolution,
+                                               device=self.device)
+
+        return transform
+
+    def condition_number(self, masks: CellMasks, data_key: int, head_key: int) -> float:
         """Condition number of ``masks`` on the inputs of ``data_key`` with the head of ``head_key``.
 
         MetaNTK: ``tasks`` tasks of the train split (supports augmented, queries not) and a fresh
@@ -108,20 +115,21 @@ class Measurer:
         cfg = self.cfg
         self.net.set_masks(masks["normal"], masks["reduce"])
         if self.condition == "metantk":
-            sampler = episodes.TaskSampler(self.train.labels, cfg.ways, cfg.shots, cfg.queries,
-                                           seed=derive_seed(data_key, "tasks"))
-            tasks = [sampler.task(i) for i in range(cfg.tasks)]
-            support = self._images(np.concatenate([t.support for t in tasks]), True, derive_seed(data_key, "augment"))
-            query = self._images(np.concatenate([t.query for t in tasks]), False, 0)
+            batch = episodes.TaskSampler(self.train.labels, cfg.ways, cfg.shots, cfg.queries,
+                                         seed=derive_seed(data_key, "tasks")).stack(cfg.tasks)
+            images = self.train.images
+            support = episodes.stacked_images(images, batch.support,
+                                              self._transform(True, derive_seed(data_key, "augment")))
+            query = episodes.stacked_images(images, batch.query, self._transform(False, 0))
             head = make_head(self.net.num_features, cfg.ways, _generator(head_key), device=self.device)
             value = metantk_condition(
-                self.net, query.unflatten(0, (cfg.tasks, -1)), support.unflatten(0, (cfg.tasks, -1)), head=head,
+                self.net, query, support, head=head,
                 algorithm=cfg.kernel, lam_tau=cfg.lam_tau, reg=cfg.reg, output=cfg.output, backend=cfg.backend,
             ).value
         else:
             rng = np.random.default_rng(derive_seed(data_key, "images"))
             indices = rng.choice(len(self.train), size=cfg.ntk_images, replace=False)
-            images = self._images(indices, True, derive_seed(data_key, "augment"))
+            images = self._transform(True, derive_seed(data_key, "augment"))(self.train.images[indices])
             value = ntk_condition(self.net, images, output=cfg.output, backend=cfg.backend).value
         self.kernel_evaluations += 1
         return float(value)
@@ -139,7 +147,7 @@ class Measurer:
             for batch in range(cfg.region_batches)
         ]
 
-    def regions(self, masks: Masks, inputs: list[torch.Tensor]) -> int:
+    def regions(self, masks: CellMasks, inputs: list[torch.Tensor]) -> int:
         """Distinct ReLU activation patterns of the thin network over all batches of ``inputs``.
 
         Each batch is a separate forward (BatchNorm normalises with that batch's statistics, as the
