@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from metantk_nas.data import episodes, store, transforms
+from metantk_nas.kernels.condition import ConditionNumber
 from metantk_nas.search.config import SearchConfig
 from metantk_nas.seeding import derive_seed
 
@@ -102,6 +103,10 @@ class Measurer:
         return transform
 
     def condition_number(self, masks: CellMasks, data_key: int, head_key: int) -> float:
+        """The value of :meth:`kernel_condition` (what the search ranks)."""
+        return float(self.kernel_condition(masks, data_key, head_key).value)
+
+    def kernel_condition(self, masks: CellMasks, data_key: int, head_key: int) -> ConditionNumber:
         """Condition number of ``masks`` on the inputs of ``data_key`` with the head of ``head_key``.
 
         MetaNTK: ``tasks`` tasks of the train split (supports augmented, queries not) and a fresh
@@ -122,17 +127,17 @@ class Measurer:
                                               self._transform(True, derive_seed(data_key, "augment")))
             query = episodes.stacked_images(images, batch.query, self._transform(False, 0))
             head = make_head(self.net.num_features, cfg.ways, _generator(head_key), device=self.device)
-            value = metantk_condition(
+            result = metantk_condition(
                 self.net, query, support, head=head,
                 algorithm=cfg.kernel, lam_tau=cfg.lam_tau, reg=cfg.reg, output=cfg.output, backend=cfg.backend,
-            ).value
+            )
         else:
             rng = np.random.default_rng(derive_seed(data_key, "images"))
             indices = rng.choice(len(self.train), size=cfg.ntk_images, replace=False)
             images = self._transform(True, derive_seed(data_key, "augment"))(self.train.images[indices])
-            value = ntk_condition(self.net, images, output=cfg.output, backend=cfg.backend).value
+            result = ntk_condition(self.net, images, output=cfg.output, backend=cfg.backend)
         self.kernel_evaluations += 1
-        return float(value)
+        return result
 
     # -- linear regions -----------------------------------------------------------------------------
 
