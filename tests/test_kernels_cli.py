@@ -7,8 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 
+from _kernels_helpers import single_thread
 from metantk_nas.cli import main
 from metantk_nas.kernels.cli import KERNELS
 from metantk_nas.search.config import SearchConfig
@@ -21,12 +21,7 @@ SETTINGS = dict(channels=2, cells=2, repeats=1, tasks=2, ways=3, shots=2, querie
                 lam_tau=1.0, reg=1e-5, pairing="paired", ops=["sep_conv_3x3", "max_pool_3x3BN"], seed=4)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+_one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)
 
 
 @pytest.fixture(scope="module")
