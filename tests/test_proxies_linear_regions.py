@@ -58,12 +58,15 @@ def test_thin_network_count_equals_brute_force():
 
 def test_region_inputs_shape_seeded_and_normalised():
     images = np.random.default_rng(0).integers(0, 256, size=(20, 84, 84, 3), dtype=np.uint8)
-    a = region_inputs(images, 1000, torch.Generator().manual_seed(3))
-    b = region_inputs(images, 1000, torch.Generator().manual_seed(3))
+    index = np.arange(1000) % 20
+    a = region_inputs(images, index, torch.Generator().manual_seed(3))
+    b = region_inputs(images, index, torch.Generator().manual_seed(3))
     assert a.shape == (1000, 1, 3, 3) and torch.equal(a, b)
     assert abs(float(a.mean())) < 1.0
     with pytest.raises(ValueError, match="uint8"):
-        region_inputs(images.astype(np.float32), 10, torch.Generator())
+        region_inputs(images.astype(np.float32), index, torch.Generator())
+    with pytest.raises(ValueError, match="image indices"):
+        region_inputs(images, np.array([0, 20]), torch.Generator())
 
 
 def test_model_without_4d_relu_is_rejected():

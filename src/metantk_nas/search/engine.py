@@ -34,7 +34,14 @@ from metantk_nas.io import write_json
 from metantk_nas.provenance import collect
 from metantk_nas.search.config import SearchConfig
 from metantk_nas.search.methods import get_method
-from metantk_nas.search.ranking import Ranked, rank_candidates, select_edge_removals, select_op_removals
+from metantk_nas.search.ranking import (
+    DELTA_ROUNDING,
+    Ranked,
+    rank_candidates,
+    round_decimals,
+    select_edge_removals,
+    select_op_removals,
+)
 from metantk_nas.search.state import SearchState, clear_state, load_state, save_state
 from metantk_nas.search.trace import write_trace
 from metantk_nas.seeding import derive_seed
@@ -138,13 +145,14 @@ def _masks_from_lists(lists: dict[str, list[list[bool]]]) -> dict[str, Any]:
 # -- scoring --------------------------------------------------------------------------------------
 
 
-def _delta(origin: float, candidate: float, mode: str, precision: int) -> float:
-    """Official relative change rounded per repeat, or the paper's plain difference."""
+def _delta(origin: float, candidate: float, mode: str, precision: int, rounding: str) -> float:
+    """Official relative change rounded per repeat (``rounding``: see ``ranking.DELTA_ROUNDING``), or the
+    paper's plain difference."""
     if mode == "absolute":
         return float(origin - candidate)
     if origin == 0:
         raise ValueError("relative delta undefined: the origin measurement is 0 (use delta: absolute)")
-    return round((origin - candidate) / origin, precision)
+    return round_decimals((origin - candidate) / origin, precision, rounding)
 
 
 def _mean(values: list[float]) -> float:
@@ -167,8 +175,8 @@ class _Scorer:
 
     def _measure(self, c0: float | None, c1: float | None, r0: int, r1: int) -> Measurement:
         cfg = self.cfg
-        delta_c = 0.0 if c0 is None else _delta(c0, c1, cfg.delta, cfg.precision)
-        return Measurement(c0, c1, r0, r1, delta_c, _delta(r0, r1, cfg.delta, cfg.precision))
+        delta_c = 0.0 if c0 is None else _delta(c0, c1, cfg.delta, cfg.precision, DELTA_ROUNDING["c"])
+        return Measurement(c0, c1, r0, r1, delta_c, _delta(r0, r1, cfg.delta, cfg.precision, DELTA_ROUNDING["r"]))
 
     def score(self, unit: tuple, candidates: list[Candidate], candidate_masks: list[dict[str, Any]],
               cond_origin: dict[str, Any], region_origin: dict[str, Any]) -> list[list[Measurement]]:

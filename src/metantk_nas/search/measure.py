@@ -142,14 +142,22 @@ class Measurer:
     # -- linear regions -----------------------------------------------------------------------------
 
     def region_inputs(self, data_key: int) -> list[torch.Tensor]:
-        """``region_batches`` batches of ``region_batch_size`` 1×3×3 inputs drawn for ``data_key``."""
-        from metantk_nas.proxies import region_inputs
+        """``region_batches`` batches of ``region_batch_size`` 1×3×3 inputs drawn for ``data_key``.
+
+        The images of the batches are drawn without replacement, as the official shuffled loader does
+        (``proxies.shuffled_batches``: consecutive batches of a permutation of the train split, a new
+        permutation when one is used up). The official iterator lives for the whole search; here each
+        measurement starts its own permutation from ``data_key``, so a measurement does not depend on the
+        ones before it (resuming, and the origin and candidates sharing a key see the same inputs).
+        """
+        from metantk_nas.proxies import region_inputs, shuffled_batches
 
         cfg = self.cfg
+        batches = shuffled_batches(len(self.train), cfg.region_batch_size, cfg.region_batches,
+                                   _generator(derive_seed(data_key, "regions", "order")))
         return [
-            region_inputs(self.train.images, cfg.region_batch_size,
-                          _generator(derive_seed(data_key, "regions", batch))).to(self.device)
-            for batch in range(cfg.region_batches)
+            region_inputs(self.train.images, index, _generator(derive_seed(data_key, "regions", batch))).to(self.device)
+            for batch, index in enumerate(batches)
         ]
 
     def regions(self, masks: CellMasks, inputs: list[torch.Tensor]) -> int:
