@@ -31,7 +31,7 @@ from metantk_nas.evaluate.features import FeatureExtractor, augmented_supports, 
 from metantk_nas.evaluate.fewshot import evaluate_shot
 from metantk_nas.io import write_json
 from metantk_nas.train.batches import gather
-from metantk_nas.train.loop import load_model
+from metantk_nas.space.checkpoint import load_model
 
 
 def per_task(cfg: EvalConfig, shot: int, model: torch.nn.Module, normalization: dict, images: np.ndarray,
@@ -45,7 +45,7 @@ def per_task(cfg: EvalConfig, shot: int, model: torch.nn.Module, normalization: 
     started = time.perf_counter()
     for index in range(cfg.tasks):
         task = sampler.task(index)
-        support = augmented_supports(images, task, cfg.n_aug, support_generator(cfg.seed, shot, index, device),
+        support = augmented_supports(images, task.support, cfg.n_aug, support_generator(cfg.seed, shot, index, device),
                                      device, padding)
         both = torch.cat([support, to_tensor(gather(images, task.query), device)])
         both = both.contiguous(memory_format=torch.channels_last)  # the faster layout, as on the fast side

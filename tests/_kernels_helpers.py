@@ -1,4 +1,4 @@
-"""Small networks for the kernel tests (returning (features, logits) like the search supernet)."""
+"""Small networks for the kernel tests (forward_features / forward_head like the networks of the search space)."""
 
 from __future__ import annotations
 
@@ -21,10 +21,15 @@ class NTKMLP(nn.Module):
             for layer in (self.fc1, self.fc2, self.out):
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator))
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         h1 = torch.relu(self.fc1(x) / math.sqrt(self.fc1.in_features))
-        h2 = torch.relu(self.fc2(h1) / math.sqrt(self.fc2.in_features))
-        return h2, self.out(h2) / math.sqrt(self.out.in_features)
+        return torch.relu(self.fc2(h1) / math.sqrt(self.fc2.in_features))
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(features) / math.sqrt(self.out.in_features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))
 
 
 def direct_meta_ntk(model: NTKMLP, query: torch.Tensor, support: torch.Tensor, targets: torch.Tensor,
@@ -37,7 +42,7 @@ def direct_meta_ntk(model: NTKMLP, query: torch.Tensor, support: torch.Tensor, t
     params = {name: p.detach() for name, p in model.named_parameters()}
 
     def f(p, x):
-        return functional_call(model, (p,), (x,))[1].squeeze(-1)
+        return functional_call(model, (p,), (x,)).squeeze(-1)
 
     def meta_output(p, xq, xs, ys):
         adapted = p

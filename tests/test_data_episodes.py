@@ -8,7 +8,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 import pytest
 
-from metantk_nas.data.episodes import TaskSampler
+from metantk_nas.data.episodes import TaskSampler, stacked_images
 
 LABELS = np.repeat(np.arange(12), 9)[np.random.default_rng(0).permutation(108)]
 
@@ -46,6 +46,33 @@ def test_order_and_batch_independence():
         assert batched == forward
     assert [_fingerprint(t) for t in _tasks(range(20), seed=4)] != forward
     assert len({str(f) for f in forward}) == 20
+
+
+def test_stacked_batch_is_task_major():
+    """The one task-batch builder: index arrays task by task, images transformed in one call in that order."""
+    sampler = TaskSampler(LABELS, 5, 2, 3, seed=3)
+    batch = sampler.stack(4, start=2)
+    tasks = _tasks(range(2, 6))
+    assert batch.n_tasks == 4 and batch.query.shape == (4, 15) and batch.support.shape == (4, 10)
+    for name in ("query", "support", "query_labels", "support_labels"):
+        np.testing.assert_array_equal(getattr(batch, name), np.stack([getattr(t, name) for t in tasks]))
+    support, labels = batch.tiled_support(3)
+    np.testing.assert_array_equal(support, np.stack([t.tiled_support(3)[0] for t in tasks]))
+    np.testing.assert_array_equal(labels, np.stack([t.tiled_support(3)[1] for t in tasks]))
+    images = np.arange(len(LABELS))[:, None] * np.array([[1, -1]])  # image i = (i, -i)
+    calls = []
+
+    def transform(pixels):
+        calls.append(len(pixels))
+        return pixels + 1000
+
+    out = stacked_images(images, batch.query, transform)
+    assert calls == [60] and out.shape == (4, 15, 2)
+    np.testing.assert_array_equal(out[..., 0], batch.query + 1000)  # row (task, image) holds that image
+    # flattened, the rows are the official order: task 0's queries, then task 1's, ...
+    np.testing.assert_array_equal(out.reshape(-1, 2)[:, 0] - 1000, np.concatenate([t.query for t in tasks]))
+    with pytest.raises(ValueError, match="n_tasks"):
+        sampler.stack(0)
 
 
 def _fingerprints_in_worker(indices):

@@ -11,7 +11,7 @@ from metantk_nas.data.store import open_split
 from metantk_nas.evaluate.config import EvalConfig
 from metantk_nas.evaluate.features import FeatureExtractor, support_features
 from metantk_nas.evaluate.fewshot import evaluate
-from metantk_nas.train.loop import load_model
+from metantk_nas.space.checkpoint import load_model
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -27,14 +27,14 @@ def test_support_features_do_not_depend_on_batch_size(trained):
     model, meta = load_model(model_path)
     split = open_split(store, "test")
     sampler = TaskSampler(split.labels, 5, 2, 3, seed=7)
-    tasks = [sampler.task(i) for i in range(6)]
+    tasks = sampler.stack(6)
     features = {}
     for batch_size in (7, 1000):
         extractor = FeatureExtractor(model, meta["normalization"]["mean"], meta["normalization"]["std"],
                                      torch.device("cpu"), batch_size)
         features[batch_size] = support_features(extractor, split.images, tasks, 0, 2, 3, seed=7)
         # the same tasks asked for in a different grouping (tasks 3..5 alone) give the same features
-        tail = support_features(extractor, split.images, tasks[3:], 3, 2, 3, seed=7)
+        tail = support_features(extractor, split.images, sampler.stack(3, start=3), 3, 2, 3, seed=7)
         np.testing.assert_allclose(tail, features[batch_size][3:], atol=1e-5)
     assert features[7].shape == (6, 5 * 2 * 3, model.num_features)
     np.testing.assert_allclose(features[7], features[1000], atol=1e-5)
@@ -89,3 +89,19 @@ def test_model_file_checks(tmp_path):
     (tmp_path / "bad.pt").write_bytes(b"not a model")
     with pytest.raises(ValueError, match="corrupted or unreadable model file"):
         load_model(tmp_path / "bad.pt")
+
+
+def test_model_file_layout_and_version_1_files(trained, tmp_path):
+    """Weights under "model" (as in the training checkpoint); files of version 1 ("state_dict") still load."""
+    model_path, _ = trained
+    state = torch.load(model_path, weights_only=True)
+    assert state["format_version"] == 2 and "model" in state and "state_dict" not in state
+    model, meta = load_model(model_path)
+    assert "model" not in meta and meta["genotype"] == state["genotype"]
+    old = {**{k: v for k, v in state.items() if k != "model"}, "format_version": 1, "state_dict": state["model"]}
+    torch.save(old, tmp_path / "v1.pt")
+    loaded, _ = load_model(tmp_path / "v1.pt")
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
+    torch.save({**state, "format_version": 3}, tmp_path / "v3.pt")
+    with pytest.raises(ValueError, match="format_version 3 is not readable"):
+        load_model(tmp_path / "v3.pt")

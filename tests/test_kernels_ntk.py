@@ -124,7 +124,7 @@ def test_anil_kernel_is_feature_gram(output):
     head = make_head(model.num_features, 5, torch.Generator().manual_seed(4))
     res = empirical_ntk(model, images, head=head, output=output, backend="func")
     with torch.no_grad():
-        features = model(images)[0].double().numpy()
+        features = model.forward_features(images).double().numpy()
     gram = features @ features.T
     expected = 5 * gram if output == "sum" else np.kron(gram, np.eye(5))
     np.testing.assert_allclose(res.last_layer, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
@@ -161,7 +161,7 @@ def test_bad_inputs_are_rejected():
     batchnorm = SearchSupernet(C=16, n_cells=5, norm="batch").train()
     with pytest.raises(ValueError, match="BatchNorm"):
         empirical_ntk(batchnorm, images)
-    with pytest.raises(ValueError, match=r"\(features, logits\)"):
+    with pytest.raises(ValueError, match="Conv2d lacks forward_features, forward_head"):
         empirical_ntk(nn.Conv2d(3, 3, 1), images)
 
 
@@ -189,13 +189,15 @@ class _LayerZoo(nn.Module):
         self.tokens = nn.Linear(6, 5)
         self.out = nn.Linear(5, 3)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         h = torch.relu(self.dense(x))
         h = torch.relu_(self.grouped(torch.relu(self.shifted(h))))
         h = self.shared(torch.relu(self.shared(h)))
         h = self.norm(self.depthwise(h))
-        features = torch.tanh(self.tokens(h.flatten(2).transpose(1, 2))).mean(1)
-        return features, self.out(features)
+        return torch.tanh(self.tokens(h.flatten(2).transpose(1, 2))).mean(1)
+
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        return self.out(features)
 
 
 @pytest.mark.parametrize(
@@ -266,9 +268,11 @@ def test_gram_rejects_layers_without_closed_form():
             self.conv = nn.Conv2d(3, 4, 1)
             self.mix = nn.Bilinear(4, 4, 2)
 
-        def forward(self, x):
-            f = self.conv(x).mean((2, 3))
-            return f, self.mix(f, f)
+        def forward_features(self, x):
+            return self.conv(x).mean((2, 3))
+
+        def forward_head(self, f):
+            return self.mix(f, f)
 
     model = Bilinear()
     images = torch.randn(2, 3, 4, 4)

@@ -17,6 +17,7 @@ from metantk_nas.space import (
     genotype_from_masks,
     list_zoo,
     load_genotype,
+    masks_from_genotype,
     random_genotype,
     zoo_entry,
 )
@@ -118,21 +119,23 @@ def test_load_genotype_from_files(tmp_path: Path) -> None:
         load_genotype("metantk-nas/mini-5cell-9")
 
 
-def _masks_of(genotype: Genotype) -> tuple[torch.Tensor, torch.Tensor]:
-    masks = []
-    for cell in (genotype.normal, genotype.reduce):
-        mask = torch.zeros(9, 7, dtype=torch.bool)
-        for offset, node in enumerate(cell):
-            for op, source in node:
-                mask[EDGES.index((offset + 2, source)), PRIMITIVES.index(op)] = True
-        masks.append(mask)
-    return masks[0], masks[1]
-
-
-@pytest.mark.parametrize("name", [n for n in list_zoo() if n.startswith("metantk-nas/")])
-def test_genotype_from_fully_pruned_masks(name: str) -> None:
+@pytest.mark.parametrize("name", list_zoo())
+def test_zoo_genotype_masks_round_trip(name: str) -> None:
     genotype = load_genotype(name)
-    assert genotype_from_masks(*_masks_of(genotype)) == genotype
+    normal, reduce = masks_from_genotype(genotype)
+    for mask, cell in ((normal, genotype.normal), (reduce, genotype.reduce)):
+        assert mask.dtype == torch.bool and mask.shape == (9, 7)
+        assert mask.sum(dim=1).tolist() == [int(any(source == EDGES[e][1] for _, source in cell[EDGES[e][0] - 2]))
+                                            for e in range(9)]  # one op on each kept edge, none elsewhere
+    assert genotype_from_masks(normal, reduce) == genotype
+
+
+def test_random_genotype_masks_round_trip() -> None:
+    for seed in range(200):
+        genotype = random_genotype(seed)
+        masks = masks_from_genotype(genotype)
+        assert genotype_from_masks(*masks) == genotype
+        assert all(torch.equal(a, b) for a, b in zip(masks_from_genotype(genotype_from_masks(*masks)), masks))
 
 
 def test_genotype_from_partially_pruned_masks() -> None:

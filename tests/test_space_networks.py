@@ -21,6 +21,8 @@ from metantk_nas.space import (
     load_genotype,
 )
 from metantk_nas.space.blocks import DropPath, FactorizedReduce, Identity
+from metantk_nas.space.ops import registered_ops
+from metantk_nas.space.skeleton import cell_plan, reduction_cells
 from metantk_nas.space.supernet import layer_plan
 
 
@@ -69,6 +71,11 @@ def test_conv_3x3_is_depthwise_separable() -> None:
     assert fac[0].kernel_size == (1, 5) and fac[0].stride == (2, 2) and fac[1].kernel_size == (5, 1)
 
 
+def test_primitives_are_the_registered_ops_in_mask_column_order() -> None:
+    """The mask columns (PRIMITIVES, torch-free) and the op registry (what create_op builds) name the same ops."""
+    assert registered_ops() == PRIMITIVES
+
+
 def test_layer_plan_matches_official_reductions() -> None:
     assert [i for i, (_, r) in enumerate(layer_plan(5)) if r] == [1, 3]
     assert [i for i, (_, r) in enumerate(layer_plan(8)) if r] == [2, 5]
@@ -76,6 +83,19 @@ def test_layer_plan_matches_official_reductions() -> None:
     assert layer_plan(2) == [(1, False), (2, True)]
     with pytest.raises(ValueError, match="n_cells"):
         layer_plan(6)
+
+
+def test_one_reduction_formula_for_both_networks() -> None:
+    assert reduction_cells(5) == (1, 3) and reduction_cells(8) == (2, 5) and reduction_cells(7) == (2, 4)
+    for n in (5, 8, 11, 14):  # the supernet's depths 3N+2: positions N and 2N+1 = floor(L/3), floor(2L/3)
+        assert layer_plan(n) == cell_plan(n)
+        assert [i for i, (_, r) in enumerate(layer_plan(n)) if r] == [(n - 2) // 3, 2 * ((n - 2) // 3) + 1]
+    genotype = load_genotype("metanas/in-v2")
+    for n in (3, 5, 6, 7, 8):
+        final = FinalNetwork(genotype, C=4, n_cells=n, num_classes=2)
+        assert [cell.reduction for cell in final.cells] == [r for _, r in cell_plan(n)]
+    with pytest.raises(ValueError, match="at least 3"):
+        reduction_cells(2)
 
 
 @pytest.fixture(scope="module")
@@ -119,13 +139,15 @@ def test_supernet_structure(supernet: SearchSupernet) -> None:
 def test_same_mask_gives_identical_output_on_one_instance(supernet: SearchSupernet, images: torch.Tensor) -> None:
     modules_before = [id(m) for m in supernet.modules()]
     with torch.no_grad():
-        features, logits = supernet(images)
+        features = supernet.forward_features(images)
+        logits = supernet(images)
         assert features.shape == (2, 192) and logits.shape == (2, 10)
-        again = supernet(images)[1]
+        assert torch.equal(supernet.forward_head(features), logits)
+        again = supernet(images)
         supernet.set_masks(_random_mask(1), _random_mask(2))
-        other = supernet(images)[1]
+        other = supernet(images)
         supernet.set_masks(all_alive_mask(), all_alive_mask())
-        back = supernet(images)[1]
+        back = supernet(images)
     assert torch.equal(logits, again) and torch.equal(logits, back)
     assert not torch.allclose(logits, other)
     assert [id(m) for m in supernet.modules()] == modules_before
@@ -134,12 +156,12 @@ def test_same_mask_gives_identical_output_on_one_instance(supernet: SearchSupern
 def test_removing_one_op_changes_the_output(supernet: SearchSupernet, images: torch.Tensor) -> None:
     with torch.no_grad():
         supernet.set_masks(all_alive_mask(), all_alive_mask())
-        full = supernet(images)[1]
+        full = supernet(images)
         for reduce in (False, True):
             mask = all_alive_mask()
             mask[4, PRIMITIVES.index("conv_1x5_5x1")] = False
             supernet.set_masks(all_alive_mask(), mask) if reduce else supernet.set_masks(mask, all_alive_mask())
-            assert not torch.allclose(full, supernet(images)[1])
+            assert not torch.allclose(full, supernet(images))
             assert torch.equal(supernet.masks[int(reduce)], mask)
     supernet.set_masks(all_alive_mask(), all_alive_mask())
 
@@ -175,7 +197,7 @@ def test_removed_ops_are_not_executed() -> None:
     torch.manual_seed(0)
     net = SearchSupernet(C=16, n_cells=5, num_classes=5, norm="group")
     net.set_masks(_random_mask(3), _random_mask(4))
-    net(torch.randn(2, 3, 8, 8))[1].sum().backward()
+    net(torch.randn(2, 3, 8, 8)).sum().backward()
     alive = {name for name, _ in net.named_alive_parameters()}
     for name, param in net.named_parameters():
         assert (param.grad is not None) == (name in alive), name
@@ -194,7 +216,7 @@ def test_masks_follow_state_dict(supernet: SearchSupernet, images: torch.Tensor)
     supernet.set_masks(_random_mask(5), _random_mask(6))
     other.load_state_dict(supernet.state_dict())
     with torch.no_grad():
-        assert torch.equal(other(images)[1], supernet(images)[1])
+        assert torch.equal(other(images), supernet(images))
     supernet.set_masks(all_alive_mask(), all_alive_mask())
 
 
@@ -210,7 +232,9 @@ def test_thin_network() -> None:
     assert [c.reduction for c in net.cells] == [False, True]
     sizes = []
     net.cells[1].register_forward_hook(lambda module, inputs, output: sizes.append(tuple(output.shape)))
-    features, logits = net(torch.randn(4, 1, 3, 3))
+    x = torch.randn(4, 1, 3, 3)
+    features = net.forward_features(x)
+    logits = net.forward_head(features)
     assert features.shape == (4, 6) and logits.shape == (4, 10) and sizes == [(4, 6, 2, 2)]
 
 
@@ -222,7 +246,8 @@ def _cell_shapes(model: FinalNetwork, x: torch.Tensor) -> list[tuple[int, int]]:
     hooks = [cell.register_forward_hook(lambda m, i, o: shapes.append((o.shape[1], o.shape[2])))
              for cell in model.cells]
     with torch.no_grad():
-        features, logits = model(x, return_features=True)
+        features = model.forward_features(x)
+        logits = model.forward_head(features)
     for hook in hooks:
         hook.remove()
     assert features.shape == (1, 576) and logits.shape == (1, 64)

@@ -37,9 +37,9 @@ def reference(store, tmp_path_factory):
 
 def _assert_same_weights(model_file: Path, reference_state: dict) -> None:
     state = torch.load(model_file, weights_only=True)
-    assert state["state_dict"].keys() == reference_state["state_dict"].keys()
-    for key, value in reference_state["state_dict"].items():
-        assert torch.equal(state["state_dict"][key], value), key
+    assert state["model"].keys() == reference_state["model"].keys()
+    for key, value in reference_state["model"].items():
+        assert torch.equal(state["model"][key], value), key
 
 
 def _losses(csv_text: str) -> list[list[str]]:

@@ -9,26 +9,19 @@
   command line and of every input file's bytes (data, upstream results, package sources): a job
   killed and rerun unchanged resumes from its checkpoint there, while a job rerun because its code,
   config or inputs changed gets a fresh folder instead of a stale checkpoint it would refuse.
-* A job that requests the ``gpu`` resource first claims one free GPU (a lock file per device,
-  ``metantk_nas.device.claim_gpu``) and runs the command on it alone: Snakemake only counts GPUs
-  and never says which device a job got. The lock is held here for the command's whole life; the
-  command gets a private lock folder, so a command that claims a GPU itself simply finds the one
-  it was given.
+* Which GPU a ``gpu`` job runs on is not decided here: the command claims a free GPU itself
+  (``metantk_nas.device.select_device``, a lock file per device held for the command's life), as it
+  does when run by hand.
 """
 
-# `snakemake` (input, output, params, log, threads, resources) is injected by the script directive.
-import contextlib
+# `snakemake` (input, output, params, log, threads) is injected by the script directive.
 import hashlib
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
-sys.path.insert(0, str(SRC))
-
-from metantk_nas.device import claim_gpu  # noqa: E402  (after the path is set)
 
 
 def resume_folder(base: str, argv: list[str], inputs: list[str]) -> str:
@@ -40,19 +33,12 @@ def resume_folder(base: str, argv: list[str], inputs: list[str]) -> str:
     return f"{base}-{key.hexdigest()[:12]}"
 
 
-def run(argv: list[str], log: str, gpu: bool) -> int:
+def run(argv: list[str], log: str) -> int:
     """Run ``metantk-nas ARGV`` with its output in ``log``; returns its exit status."""
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
-    with open(log, "w") as handle, contextlib.ExitStack() as stack:
+    with open(log, "w") as handle:
         print("metantk-nas", *argv, flush=True, file=handle)
-        if gpu:
-            device = stack.enter_context(claim_gpu())
-            print(f"GPU claimed: {device if device is not None else 'none visible, running on the CPU'}",
-                  flush=True, file=handle)
-            if device is not None:
-                env["CUDA_VISIBLE_DEVICES"] = device
-                env["METANTK_GPU_LOCK_DIR"] = stack.enter_context(tempfile.TemporaryDirectory())
         command = [sys.executable, "-m", "metantk_nas.cli", *argv]
         return subprocess.run(command, stdout=handle, stderr=subprocess.STDOUT, env=env).returncode
 
@@ -61,4 +47,4 @@ arguments = [str(arg) for arg in snakemake.params.argv]
 if getattr(snakemake.params, "resume", None):
     arguments += ["--work", resume_folder(snakemake.params.resume, arguments, list(snakemake.input))]
 arguments += ["--threads", str(snakemake.threads)]
-sys.exit(run(arguments, snakemake.log[0], bool(getattr(snakemake.resources, "gpu", 0))))
+sys.exit(run(arguments, snakemake.log[0]))

@@ -4,14 +4,23 @@ Task ``i`` of seed ``s`` is drawn from its own generator ``np.random.default_rng
 so it is the same whatever order tasks are requested in, however they are batched and in
 whichever worker process they are built (no shared RNG state, unlike the official loader
 that re-seeds numpy's global RNG per item).
+
+The one task-batch builder: :meth:`TaskSampler.stack` gives a :class:`TaskBatch` (index arrays,
+task-major) and :func:`stacked_images` turns one of its index arrays into a (tasks, images, ...) batch
+with one call of a transform. The search (MetaNTK tasks), the kernel command and the theory tasks build
+their inputs this way; evaluation uses the index arrays too, but its images come from a feature bank
+(queries) and per-task augmentation generators (supports), see ``metantk_nas.evaluate.features``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
+
+Batch = TypeVar("Batch")
 
 
 @dataclass(frozen=True)
@@ -30,6 +39,42 @@ class Task:
         if n_aug < 1:
             raise ValueError(f"n_aug must be at least 1, got {n_aug}")
         return np.tile(self.support, n_aug), np.tile(self.support_labels, n_aug)
+
+
+@dataclass(frozen=True)
+class TaskBatch:
+    """Tasks stacked task-major: ``query`` (T, ways·queries) and ``support`` (T, ways·shots) indices into the
+    split, and their labels 0..ways-1 (class-major inside a task, as :class:`Task`).
+
+    Flattened row by row, ``query`` then ``support`` is the official MetaNTK row order (all queries task by
+    task, then all supports, §2.1).
+    """
+
+    query: np.ndarray
+    support: np.ndarray
+    query_labels: np.ndarray
+    support_labels: np.ndarray
+
+    @property
+    def n_tasks(self) -> int:
+        return int(self.query.shape[0])
+
+    def tiled_support(self, n_aug: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per task, :meth:`Task.tiled_support`: (T, n_aug·ways·shots) indices and labels."""
+        if n_aug < 1:
+            raise ValueError(f"n_aug must be at least 1, got {n_aug}")
+        return np.tile(self.support, (1, n_aug)), np.tile(self.support_labels, (1, n_aug))
+
+
+def stacked_images(images: Any, index: np.ndarray, transform: Callable[[np.ndarray], Batch]) -> Batch:
+    """``transform`` applied once to ``images[index]`` in row-major (task-major) order, shaped (T, n, ...).
+
+    One call for all tasks: a random transform draws for every image of the batch at once, in row order,
+    so the inputs depend on the seed and the batch alone.
+    """
+    index = np.asarray(index)
+    out = transform(images[index.reshape(-1)])
+    return out.reshape(*index.shape, *out.shape[1:])
 
 
 class TaskSampler:
@@ -76,6 +121,14 @@ class TaskSampler:
             query_labels=np.repeat(ways, self.n_query),
             classes=self._classes[chosen].astype(np.int64),
         )
+
+    def stack(self, n_tasks: int, start: int = 0) -> TaskBatch:
+        """Tasks ``start .. start+n_tasks-1`` stacked into one :class:`TaskBatch`."""
+        if n_tasks < 1:
+            raise ValueError(f"n_tasks must be positive, got {n_tasks}")
+        tasks = [self.task(i) for i in range(start, start + n_tasks)]
+        return TaskBatch(*(np.stack([getattr(task, name) for task in tasks])
+                           for name in ("query", "support", "query_labels", "support_labels")))
 
     def batches(self, n_tasks: int, batch_size: int, start: int = 0) -> Iterator[list[Task]]:
         """Tasks ``start .. start+n_tasks-1`` in lists of ``batch_size`` (the last may be shorter)."""

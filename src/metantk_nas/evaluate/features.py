@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from metantk_nas.data.episodes import Task
+from metantk_nas.data.episodes import TaskBatch
 from metantk_nas.data.transforms import normalize, rfs_train_augment, to_tensor
 from metantk_nas.evaluate.inference import fold_batchnorm
 from metantk_nas.seeding import derive_seed
@@ -68,27 +68,27 @@ def support_generator(seed: int, shot: int, task_index: int, device: torch.devic
     return generator
 
 
-def augmented_supports(images: np.ndarray, task: Task, n_aug: int, generator: torch.Generator,
+def augmented_supports(images: np.ndarray, support: np.ndarray, n_aug: int, generator: torch.Generator,
                        device: torch.device, padding: int = 8) -> torch.Tensor:
-    """The task's supports tiled ``n_aug`` times, each copy independently RFS-augmented, in [0, 1]."""
-    indices, _ = task.tiled_support(n_aug)
-    return rfs_train_augment(to_tensor(gather(images, indices), device), generator, padding=padding)
+    """One task's ``support`` indices tiled ``n_aug`` times (as RFS), each copy independently RFS-augmented,
+    in [0, 1]."""
+    return rfs_train_augment(to_tensor(gather(images, np.tile(support, n_aug)), device), generator, padding=padding)
 
 
-def support_features(extractor: FeatureExtractor, images: np.ndarray, tasks: Sequence[Task], first_index: int,
+def support_features(extractor: FeatureExtractor, images: np.ndarray, tasks: TaskBatch, first_index: int,
                      shot: int, n_aug: int, seed: int, padding: int = 8) -> np.ndarray:
     """Features (T, n_aug·n_way·shot, d) of the tasks' augmented supports, many tasks per forward pass.
 
-    ``first_index`` is the global index of ``tasks[0]`` (it seeds the augmentation); ``padding`` is the
+    ``first_index`` is the global index of the first task (it seeds the augmentation); ``padding`` is the
     random-crop padding the network was trained with.
     """
-    per_task = len(tasks[0].support) * n_aug
+    per_task = tasks.support.shape[1] * n_aug
     group = max(1, extractor.batch_size // per_task)
     out = []
-    for start in range(0, len(tasks), group):
-        batch = [augmented_supports(images, task, n_aug,
+    for start in range(0, tasks.n_tasks, group):
+        batch = [augmented_supports(images, support, n_aug,
                                     support_generator(seed, shot, first_index + start + offset, extractor.device),
                                     extractor.device, padding)
-                 for offset, task in enumerate(tasks[start:start + group])]
+                 for offset, support in enumerate(tasks.support[start:start + group])]
         out.append(extractor.embed(torch.cat(batch)).view(len(batch), per_task, -1))
     return torch.cat(out).numpy()

@@ -5,6 +5,10 @@
 Per shot: ``tasks`` tasks from the test classes (task ``i`` depends only on ``(seed, i)``), supports
 tiled ``n_aug``× with independent RFS augmentation, queries un-augmented, L2-normalised features of the
 network in eval mode, a classifier fitted on the supports. Writes ``OUT/{k}shot.json``.
+
+Tasks are stacked by the shared builder (``TaskSampler.stack``); their images are not built by
+``stacked_images`` as in the search, because evaluation indexes a bank of query features computed once
+and augments each task's supports from its own generator (results independent of batching).
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def evaluate(cfg: EvalConfig, model_path: str | os.PathLike, dataset_dir: str | 
              out_dir: str | os.PathLike | None = None, progress: bool = True) -> dict[int, dict[str, Any]]:
     """Evaluate a trained model; returns ``{shot: result}`` and writes ``OUT/{shot}shot.json`` when ``out_dir``."""
     from metantk_nas.device import select_device
-    from metantk_nas.train.loop import load_model
+    from metantk_nas.space.checkpoint import load_model
 
     device = select_device(cfg.device)
     model, meta = load_model(model_path, device)
@@ -84,18 +88,15 @@ def evaluate_shot(cfg: EvalConfig, shot: int, extractor: FeatureExtractor, image
 
         chunks = tqdm(chunks, desc=f"{shot}-shot", unit="chunk", leave=False)
     for first in chunks:
-        count = min(TASK_CHUNK, cfg.tasks - first)
-        tasks = [sampler.task(i) for i in range(first, first + count)]
+        batch = sampler.stack(min(TASK_CHUNK, cfg.tasks - first), start=first)
         t0 = time.perf_counter()
-        support = support_features(extractor, images, tasks, first, shot, cfg.n_aug, cfg.seed, padding)
-        query = bank[np.stack([task.query for task in tasks])]
+        support = support_features(extractor, images, batch, first, shot, cfg.n_aug, cfg.seed, padding)
+        query = bank[batch.query]
         t1 = time.perf_counter()
-        support_labels = np.stack([task.tiled_support(cfg.n_aug)[1] for task in tasks])
-        predicted = fit_predict(support, support_labels, query, n_way=cfg.n_way, classifier=classifier, C=C,
-                                backend=cfg.backend, n_jobs=_jobs(cfg.n_jobs))
+        predicted = fit_predict(support, batch.tiled_support(cfg.n_aug)[1], query, n_way=cfg.n_way,
+                                classifier=classifier, C=C, backend=cfg.backend, n_jobs=_jobs(cfg.n_jobs))
         t2 = time.perf_counter()
-        query_labels = np.stack([task.query_labels for task in tasks])
-        accuracies.extend((predicted == query_labels).mean(axis=1).tolist())
+        accuracies.extend((predicted == batch.query_labels).mean(axis=1).tolist())
         feature_s += t1 - t0
         classifier_s += t2 - t1
     mean, ci95 = mean_ci95(accuracies)

@@ -29,7 +29,7 @@ SUPPORTED = (nn.Conv2d, nn.Linear)
 #: Normalisation layers: their affine parameters never enter the kernel (official ``params_types='w'``).
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
 
-_Rows = dict[str, torch.Tensor]  # parameter attribute ("weight"/"bias") -> (n, numel) rows
+_AttrRows = dict[str, torch.Tensor]  # parameter attribute ("weight"/"bias") -> (n, numel) rows
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
@@ -39,7 +39,7 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
     return t.reshape(t.shape[0], t.shape[1], -1)
 
 
-def _conv_rows(conv: nn.Conv2d, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _Rows:
+def _conv_rows(conv: nn.Conv2d, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _AttrRows:
     """Per-sample gradients of a 2-D convolution (any kernel, stride, dilation, zero padding, groups).
 
     Depthwise layers (one input and one output channel per group) go one kernel offset (i, j) at a time:
@@ -51,7 +51,7 @@ def _conv_rows(conv: nn.Conv2d, act: torch.Tensor, grad_out: torch.Tensor, attrs
     Other layers contract grad_output with the unfolded input in one batched matrix product per group.
     """
     n, groups = act.shape[0], conv.groups
-    rows: _Rows = {}
+    rows: _AttrRows = {}
     if "weight" in attrs:
         padding = (0, 0) if conv.padding == "valid" else conv.padding
         if conv.padding_mode != "zeros" or isinstance(padding, str):
@@ -121,11 +121,11 @@ def _shifted_window_rows(act: torch.Tensor, grad_out: torch.Tensor, kernel: tupl
     return rows.reshape(n, -1)
 
 
-def _linear_rows(linear: nn.Linear, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _Rows:
+def _linear_rows(linear: nn.Linear, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _AttrRows:
     """Per-sample gradients of a linear layer applied to (n, ..., in_features)."""
     n = act.shape[0]
     go = grad_out.reshape(n, -1, linear.out_features)
-    rows: _Rows = {}
+    rows: _AttrRows = {}
     if "weight" in attrs:
         rows["weight"] = torch.bmm(go.transpose(1, 2), act.reshape(n, -1, linear.in_features)).reshape(n, -1)
     if "bias" in attrs:
@@ -133,7 +133,7 @@ def _linear_rows(linear: nn.Linear, act: torch.Tensor, grad_out: torch.Tensor, a
     return rows
 
 
-def _rows(module: nn.Module, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _Rows:
+def _layer_rows(module: nn.Module, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _AttrRows:
     if isinstance(module, nn.Conv2d):
         return _conv_rows(module, act, grad_out, attrs)
     return _linear_rows(module, act, grad_out, attrs)
@@ -146,8 +146,8 @@ class _Layer:
         self.name, self.module, self.attrs, self.last, self.acc = name, module, attrs, last, acc
         self.calls: list[tuple[torch.Tensor | None, int]] = []  # (input activation, its version at the call)
         self.reached = False  # a gradient arrived: the layer is on the path to the output
-        self.current: _Rows | None = None  # rows of this pass, summed over calls
-        self.passes: list[_Rows | torch.Tensor | None] = []  # per finished pass: rows, a deferred grad_output, or nothing
+        self.current: _AttrRows | None = None  # rows of this pass, summed over calls
+        self.passes: list[_AttrRows | torch.Tensor | None] = []  # per finished pass: rows, a deferred grad_output, or nothing
         self.numel = sum(getattr(module, a).numel() for a in attrs)
 
     def forward_hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
@@ -169,13 +169,13 @@ class _Layer:
             raise ValueError(f"gram backend: the input of {self.name!r} was modified in place after the layer ran")
         single = len(self.calls) == 1
         if single and self.acc.n_passes == 1:  # the common case: the layer's Gram now, rows freed at once
-            self.acc.add(self, _rows(self.module, act, grad_out, self.attrs))
+            self.acc.add(self, _layer_rows(self.module, act, grad_out, self.attrs))
             self.calls[call] = (None, version)  # the activation is no longer needed
             return
         if single and grad_out[0].numel() < self.numel:  # keep the smaller of grad_output and rows until the last pass
             self.current = grad_out
             return
-        rows = _rows(self.module, act, grad_out, self.attrs)
+        rows = _layer_rows(self.module, act, grad_out, self.attrs)
         self.current = rows if self.current is None else {a: self.current[a] + rows[a] for a in rows}
 
     def start_chunk(self) -> None:
@@ -194,7 +194,8 @@ class _Layer:
         if len(self.passes) < self.acc.n_passes or all(p is None for p in self.passes):
             return
         act = self.calls[0][0]
-        per_pass = [_rows(self.module, act, p, self.attrs) if isinstance(p, torch.Tensor) else p for p in self.passes]
+        per_pass = [_layer_rows(self.module, act, p, self.attrs) if isinstance(p, torch.Tensor) else p
+                    for p in self.passes]
         shapes = next(p for p in per_pass if p is not None)
         per_pass = [p if p is not None else {a: torch.zeros_like(r) for a, r in shapes.items()} for p in per_pass]
         n = act.shape[0]
@@ -223,7 +224,7 @@ class _Accumulator:
         self.last = torch.zeros_like(self.theta) if self.with_last else None
         return n_out
 
-    def add(self, layer: _Layer, rows: _Rows) -> None:
+    def add(self, layer: _Layer, rows: _AttrRows) -> None:
         for attr, block in rows.items():
             if self.keep_rows:
                 self.kept.setdefault((layer, attr), []).append(block)

@@ -1,105 +1,92 @@
-"""``metantk-nas kernel``: one MetaNTK / NTK condition number of a supernet or genotype, as JSON."""
+"""``metantk-nas kernel``: one MetaNTK / NTK condition number of a supernet or genotype, as JSON.
+
+It measures exactly as the search does (``metantk_nas.search.measure.Measurer``, the search's settings:
+ways, shots, queries, tasks, resolution, λτ, ρ, ...), with the keys of the search's first round: the
+weights of round 0 and the tasks and head of its first repeat. So ``--supernet`` with a search's
+settings gives the condition number that search (``pairing: paired``) records as ``cond_origin`` of
+round 0, repeat 0.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
+from typing import Any
 
-KERNELS = ("metantk-maml", "metantk-anil", "ntk")
+from metantk_nas.search.config import SearchConfig
+
+#: ``--kernel`` → (what the condition number is of, SearchConfig ``kernel``).
+KERNELS: dict[str, tuple[str, str | None]] = {
+    "metantk-maml": ("metantk", "maml"),
+    "metantk-anil": ("metantk", "anil"),
+    "ntk": ("ntk", None),
+}
+#: SearchConfig keys that are not about one measurement (no flag here; a --config file may still hold them).
+_SEARCH_ONLY = ("method", "kernel", "genotype", "repeats", "delta", "precision", "pairing", "edge_origin",
+                "region_batches", "region_batch_size")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Attach ``kernel``."""
     parser = subparsers.add_parser(
         "kernel",
-        help="condition number of the MetaNTK/NTK of a network on one batch of tasks",
-        description="Print the condition number, a spectrum summary and the timing of one kernel evaluation as JSON.",
+        help="condition number of the MetaNTK/NTK of a network on one batch of tasks, measured as the search does",
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     which = parser.add_mutually_exclusive_group(required=True)
     which.add_argument("--genotype", help="zoo name or JSON file: keep only this genotype's ops/edges in the supernet")
-    which.add_argument("--supernet", action="store_true", help="the full supernet, all 7 ops alive on every edge")
+    which.add_argument("--supernet", action="store_true",
+                       help="the search's starting supernet: every op of --ops alive on every edge")
     parser.add_argument("--dataset", required=True, help="prepared store folder (metantk-nas prepare)")
     parser.add_argument("--kernel", required=True, choices=KERNELS)
-    parser.add_argument("--seed", type=int, required=True)
-    parser.add_argument("--cells", type=int, default=5)
-    parser.add_argument("--channels", type=int, default=48)
-    parser.add_argument("--lam-tau", type=float, default=math.inf, help="λτ; inf or >= 1000 drops the exponential")
-    parser.add_argument("--reg", type=float, default=1e-3, help="ρ added inside the pseudo-inverse")
-    parser.add_argument("--output", choices=("sum", "logits"), default="sum")
-    parser.add_argument("--backend", choices=("auto", "gram", "loop", "opacus", "func"), default="auto")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--tasks", type=int, default=3, help="tasks per MetaNTK batch (official dartsbs)")
-    parser.add_argument("--images", type=int, default=30, help="images for --kernel ntk")
-    parser.add_argument("--split", default="train")
+    parser.add_argument("--config", help="settings file (YAML or JSON) with SearchConfig keys, e.g. a search job's")
+    parser.add_argument("--split", default="train", help="split the tasks/images come from (the search's: train)")
+    SearchConfig.add_arguments(parser, skip=_SEARCH_ONLY)
     parser.set_defaults(func=_run)
 
 
-def genotype_masks(genotype):
-    """(normal, reduce) (9, 7) bool masks keeping exactly the genotype's (op, input) pairs."""
-    import torch
+def build_config(args: argparse.Namespace) -> SearchConfig:
+    """The search settings of a ``kernel`` command line (settings file, then flags, then ``--kernel``)."""
+    from metantk_nas.io import read_settings_section
 
-    from metantk_nas.space.primitives import EDGES, PRIMITIVES
-
-    def mask(cell) -> torch.Tensor:
-        out = torch.zeros(len(EDGES), len(PRIMITIVES), dtype=torch.bool)
-        for node, pairs in enumerate(cell):
-            for op, source in pairs:
-                out[EDGES.index((node + 2, source)), PRIMITIVES.index(op)] = True
-        return out
-
-    return mask(genotype.normal), mask(genotype.reduce)
+    values: dict[str, Any] = read_settings_section(args.config, "search") if args.config else {}
+    values.update({k: v for k, v in SearchConfig.values_from_args(args).items() if k not in _SEARCH_ONLY})
+    kernel = KERNELS[args.kernel][1]
+    if kernel is not None:
+        values["kernel"] = kernel
+    return SearchConfig.from_dict(values, source=args.config or "kernel options")
 
 
 def _run(args: argparse.Namespace) -> int:
     import time
 
-    import numpy as np
-    import torch
-
-    from metantk_nas.data.episodes import TaskSampler
     from metantk_nas.data.store import open_split
-    from metantk_nas.data.transforms import search_transform
     from metantk_nas.device import select_device
     from metantk_nas.io import to_jsonable
-    from metantk_nas.kernels.score import make_head, metantk_condition, ntk_condition
     from metantk_nas.provenance import collect
+    from metantk_nas.search.engine import initial_masks
+    from metantk_nas.search.measure import Measurer
     from metantk_nas.seeding import derive_seed, seed_everything
-    from metantk_nas.space import SearchSupernet, load_genotype
+    from metantk_nas.space import load_genotype, masks_from_genotype
 
-    if args.cells < 2 or args.channels < 1 or args.tasks < 1 or args.images < 2:
-        raise ValueError("--cells must be >= 2, --channels/--tasks >= 1 and --images >= 2")
-    device = select_device(args.device)
-    seed_everything(args.seed)
+    cfg = build_config(args)
+    device = select_device(cfg.device)  # claims a GPU: before anything touches CUDA
+    seed_everything(cfg.seed)
     split = open_split(args.dataset, args.split)
-    model = SearchSupernet(C=args.channels, n_cells=args.cells, num_classes=split.num_classes, norm="group")
+    measurer = Measurer(cfg, KERNELS[args.kernel][0], split, device)
     if args.genotype:
-        model.set_masks(*genotype_masks(load_genotype(args.genotype)))
-    model = model.to(device).train()
-    data_gen = torch.Generator().manual_seed(derive_seed(args.seed, "kernel-data"))
-
-    start = time.perf_counter()
-    if args.kernel == "ntk":
-        index = np.sort(torch.randperm(len(split.labels), generator=data_gen)[: args.images].numpy())
-        images = search_transform(split.images[index], True, data_gen, device=device)
-        cond = ntk_condition(model, images, output=args.output, backend=args.backend)
+        masks = dict(zip(("normal", "reduce"), masks_from_genotype(load_genotype(args.genotype)), strict=True))
     else:
-        sampler = TaskSampler(split.labels, n_way=5, n_shot=1, n_query=1, seed=args.seed)
-        tasks = [sampler.task(i) for i in range(args.tasks)]
-
-        def stack(which: str, augment: bool) -> torch.Tensor:
-            batch = [search_transform(split.images[np.asarray(getattr(t, which))], augment, data_gen, device=device) for t in tasks]
-            return torch.stack(batch)
-
-        query, support = stack("query", False), stack("support", True)
-        head = make_head(model.num_features, 5, torch.Generator().manual_seed(derive_seed(args.seed, "head")), device)
-        cond = metantk_condition(
-            model, query, support, head=head, algorithm=args.kernel.split("-")[1], lam_tau=args.lam_tau,
-            reg=args.reg, output=args.output, backend=args.backend,
-        )
+        masks = initial_masks(cfg.ops)
+    # the search's first round: its weights, and the tasks/head of repeat 0 (pairing: paired)
+    measurer.init_supernet(derive_seed(cfg.seed, "weights", "ops", 0))
+    keys = {"data": derive_seed(cfg.seed, "ops", 0, "data", 0), "head": derive_seed(cfg.seed, "ops", 0, "head", 0)}
+    start = time.perf_counter()
+    cond = measurer.kernel_condition(masks, keys["data"], keys["head"])
     seconds = time.perf_counter() - start
-    config = {k: v for k, v in vars(args).items() if k != "func"}
-    payload = {**cond.summary(), "eigenvalues": cond.eigenvalues, "seconds": seconds, "config": config,
-               "provenance": collect(config, args.seed)}
+    config = {**cfg.to_dict(), "kernel": args.kernel, "architecture": args.genotype or "supernet",
+              "dataset": args.dataset, "split": args.split}
+    payload = {**cond.summary(), "eigenvalues": cond.eigenvalues, "seconds": seconds, "keys": keys,
+               "config": config, "provenance": collect(config, cfg.seed)}
     print(json.dumps(to_jsonable(payload), indent=2))
     return 0

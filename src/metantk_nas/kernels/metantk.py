@@ -53,17 +53,17 @@ class TaskLayout:
     def n_rows(self) -> int:
         return self.n_samples * self.n_outputs
 
-    def _rows(self, first_sample: int, count: int) -> np.ndarray:
+    def _row_range(self, first_sample: int, count: int) -> np.ndarray:
         k = self.n_outputs
         return (np.arange(first_sample, first_sample + count)[:, None] * k + np.arange(k)).reshape(-1)
 
     def query_rows(self, task: int) -> np.ndarray:
         """Kernel row indices of task ``task``'s queries."""
-        return self._rows(task * self.n_query, self.n_query)
+        return self._row_range(task * self.n_query, self.n_query)
 
     def support_rows(self, task: int) -> np.ndarray:
         """Kernel row indices of task ``task``'s supports."""
-        return self._rows(self.n_tasks * self.n_query + task * self.n_support, self.n_support)
+        return self._row_range(self.n_tasks * self.n_query + task * self.n_support, self.n_support)
 
     def all_query_rows(self) -> np.ndarray:
         return np.concatenate([self.query_rows(i) for i in range(self.n_tasks)])

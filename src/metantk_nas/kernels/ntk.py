@@ -113,19 +113,21 @@ class NTKResult:
 
 
 class _Outputs(nn.Module):
-    """The network as the kernel sees it: ``model(x) -> (features, logits)``, optionally a fresh head."""
+    """The network as the kernel sees it: a fresh head on ``model.forward_features`` (MetaNTK), or the
+    model's own ``forward_head`` (NTK). Both networks of :mod:`metantk_nas.space` have the two methods."""
 
     def __init__(self, model: nn.Module, head: nn.Module | None):
         super().__init__()
+        missing = [name for name in ("forward_features", "forward_head") if not callable(getattr(model, name, None))]
+        if missing:
+            raise ValueError(f"model must have forward_features(x) and forward_head(features); "
+                             f"{type(model).__name__} lacks {', '.join(missing)}")
         self.model = model
         self.head = head
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.model(x)
-        if not (isinstance(out, tuple) and len(out) == 2):
-            raise ValueError(f"model must return (features, logits), got {type(out).__name__}")
-        features, logits = out
-        return self.head(features) if self.head is not None else logits
+        features = self.model.forward_features(x)
+        return self.head(features) if self.head is not None else self.model.forward_head(features)
 
 
 def _reduce(logits: torch.Tensor, output: str) -> torch.Tensor:
@@ -174,11 +176,11 @@ def _check_batch_independent(net: nn.Module) -> None:
 
 # Per-sample gradient backends. Each fills rows[name] (R × numel float32) for every selected parameter.
 
-_Rows = dict[str, torch.Tensor]
+_ParamRows = dict[str, torch.Tensor]  # parameter name -> (R, numel) per-sample gradient rows
 
 
 def _loop_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Parameter]], output: str,
-               rows: _Rows, chunk_size: int | None) -> None:
+               rows: _ParamRows, chunk_size: int | None) -> None:
     params = [p for _, p in named]
     for n in range(x.shape[0]):
         out = _reduce(net(x[n : n + 1]), output).reshape(-1)
@@ -189,7 +191,7 @@ def _loop_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Paramet
 
 
 def _func_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Parameter]], output: str,
-               rows: _Rows, chunk_size: int | None) -> None:
+               rows: _ParamRows, chunk_size: int | None) -> None:
     from torch.func import functional_call, grad, jacrev, vmap
 
     params = {name: p.detach() for name, p in named}
@@ -231,7 +233,7 @@ def _layout_safe_grad_sample_module() -> type:
 
 
 def _opacus_rows(net: _Outputs, x: torch.Tensor, named: list[tuple[str, nn.Parameter]], output: str,
-                 rows: _Rows, chunk_size: int | None) -> None:
+                 rows: _ParamRows, chunk_size: int | None) -> None:
     selected = {id(p) for _, p in named}
     saved = [(p, p.requires_grad) for p in net.parameters()]
     for p, _ in saved:
@@ -337,7 +339,8 @@ def empirical_ntk(
     """Empirical NTK Θ and last-layer kernel 𝒦 of one batch (Paper Eq. 4 at θ₀; official §2.3).
 
     Args:
-        model: returns ``(features, logits)``; its mode (train/eval) is used as is.
+        model: has ``forward_features(x)`` and ``forward_head(features)`` (both networks of
+            :mod:`metantk_nas.space`); its mode (train/eval) is used as is.
         inputs: (n, ...) batch on the model's device.
         head: a linear head applied to the features (MetaNTK: a fresh random 5-way head). Without it the
             model's own logits are the output (TE-NAS NTK mode, official §2.7).

@@ -44,7 +44,7 @@ def metantk_condition(
     """Condition number of the MetaNTK of a batch of tasks (official §2.1–2.5).
 
     Args:
-        model: the search network, returning ``(features, logits)``.
+        model: the search network (``forward_features`` feeds ``head``).
         query: (n_tasks, n_query, C, H, W) query images.
         support: (n_tasks, n_support, C, H, W) support images.
         head: the fresh random head (see :func:`make_head`).

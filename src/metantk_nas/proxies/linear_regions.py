@@ -56,21 +56,43 @@ def linear_regions(thin_model: nn.Module, inputs: torch.Tensor) -> int:
     return int(np.unique(activation_codes(thin_model, inputs), axis=0).shape[0])
 
 
-def region_inputs(images_uint8_nhwc: np.ndarray, n: int, generator: torch.Generator) -> torch.Tensor:
-    """The official linear-region inputs (§3): n crops of shape (n, 1, 3, 3).
+def shuffled_batches(n_items: int, batch_size: int, n_batches: int, generator: torch.Generator) -> list[np.ndarray]:
+    """``n_batches`` consecutive batches of a shuffled, drop-last loader over ``n_items`` items (official §3).
 
-    Each input: a random image, bilinear resize to 32×32, a random 3×3 crop (no padding), normalised with
-    the mini-ImageNet statistics, one random channel kept. All choices come from ``generator``.
+    The official region inputs come from ``DataLoader(shuffle=True, drop_last=True)`` batches, an iterator
+    re-created when exhausted: an epoch is a permutation of the items, its consecutive ``batch_size`` slices
+    are the batches, an incomplete tail is dropped and the next epoch is a new permutation. So inputs never
+    repeat within an epoch (drawn without replacement). The permutations come from ``generator``.
+    """
+    if not 1 <= batch_size <= n_items:
+        raise ValueError(f"batch size {batch_size} must be in 1..{n_items} (the number of images to draw from)")
+    batches: list[np.ndarray] = []
+    epoch = np.empty(0, dtype=np.int64)
+    while len(batches) < n_batches:
+        if len(epoch) < batch_size:
+            epoch = torch.randperm(n_items, generator=generator).numpy()
+        batches.append(epoch[:batch_size])
+        epoch = epoch[batch_size:]
+    return batches
+
+
+def region_inputs(images_uint8_nhwc: np.ndarray, index: np.ndarray, generator: torch.Generator) -> torch.Tensor:
+    """The official linear-region inputs (§3) of the images ``index``: crops of shape (len(index), 1, 3, 3).
+
+    Each input: its image, bilinear resize to 32×32, a random 3×3 crop (no padding), normalised with the
+    mini-ImageNet statistics, one random channel kept. The crops and channels come from ``generator``; which
+    images, from the caller (the search: :func:`shuffled_batches`).
     """
     images = np.asarray(images_uint8_nhwc)
     if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
         raise ValueError(f"images must be uint8 N×H×W×3, got {images.dtype} {images.shape}")
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    index = torch.randint(images.shape[0], (n,), generator=generator)
-    order = np.argsort(index.numpy(), kind="stable")
+    index = np.asarray(index, dtype=np.int64)
+    n = len(index)
+    if index.ndim != 1 or n < 1 or index.min() < 0 or index.max() >= len(images):
+        raise ValueError(f"index must be a non-empty 1-D array of image indices in 0..{len(images) - 1}")
+    order = np.argsort(index, kind="stable")
     picked = torch.empty(n, 3, images.shape[1], images.shape[2])
-    picked[torch.from_numpy(order)] = to_tensor(images[index.numpy()[order]])  # sorted, memmap-friendly read
+    picked[torch.from_numpy(order)] = to_tensor(images[index[order]])  # sorted, memmap-friendly read
     normalised = normalize(resize(picked, 32), MINI_IMAGENET_MEAN, MINI_IMAGENET_STD)
     top = torch.randint(0, 30, (n,), generator=generator)
     left = torch.randint(0, 30, (n,), generator=generator)

@@ -21,7 +21,6 @@ with the same tasks, weights and head as every candidate).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import platform
 import sys
@@ -35,7 +34,14 @@ from metantk_nas.io import write_json
 from metantk_nas.provenance import collect
 from metantk_nas.search.config import SearchConfig
 from metantk_nas.search.methods import get_method
-from metantk_nas.search.ranking import Ranked, rank_candidates, select_edge_removals, select_op_removals
+from metantk_nas.search.ranking import (
+    DELTA_ROUNDING,
+    Ranked,
+    rank_candidates,
+    round_decimals,
+    select_edge_removals,
+    select_op_removals,
+)
 from metantk_nas.search.state import SearchState, clear_state, load_state, save_state
 from metantk_nas.search.trace import write_trace
 from metantk_nas.seeding import derive_seed
@@ -139,13 +145,14 @@ def _masks_from_lists(lists: dict[str, list[list[bool]]]) -> dict[str, Any]:
 # -- scoring --------------------------------------------------------------------------------------
 
 
-def _delta(origin: float, candidate: float, mode: str, precision: int) -> float:
-    """Official relative change rounded per repeat, or the paper's plain difference."""
+def _delta(origin: float, candidate: float, mode: str, precision: int, rounding: str) -> float:
+    """Official relative change rounded per repeat (``rounding``: see ``ranking.DELTA_ROUNDING``), or the
+    paper's plain difference."""
     if mode == "absolute":
         return float(origin - candidate)
     if origin == 0:
         raise ValueError("relative delta undefined: the origin measurement is 0 (use delta: absolute)")
-    return round((origin - candidate) / origin, precision)
+    return round_decimals((origin - candidate) / origin, precision, rounding)
 
 
 def _mean(values: list[float]) -> float:
@@ -168,8 +175,8 @@ class _Scorer:
 
     def _measure(self, c0: float | None, c1: float | None, r0: int, r1: int) -> Measurement:
         cfg = self.cfg
-        delta_c = 0.0 if c0 is None else _delta(c0, c1, cfg.delta, cfg.precision)
-        return Measurement(c0, c1, r0, r1, delta_c, _delta(r0, r1, cfg.delta, cfg.precision))
+        delta_c = 0.0 if c0 is None else _delta(c0, c1, cfg.delta, cfg.precision, DELTA_ROUNDING["c"])
+        return Measurement(c0, c1, r0, r1, delta_c, _delta(r0, r1, cfg.delta, cfg.precision, DELTA_ROUNDING["r"]))
 
     def score(self, unit: tuple, candidates: list[Candidate], candidate_masks: list[dict[str, Any]],
               cond_origin: dict[str, Any], region_origin: dict[str, Any]) -> list[list[Measurement]]:
@@ -358,8 +365,6 @@ def run_search(
     Returns:
         The :class:`~metantk_nas.space.Genotype`.
     """
-    from metantk_nas.device import claim_gpu
-
     spec = get_method(cfg.method)
     out = Path(out_dir)
     started = time.perf_counter()
@@ -374,9 +379,7 @@ def run_search(
         return genotype
     if dataset_dir is None:
         raise ValueError(f"method {cfg.method!r} needs a dataset (--dataset DIR)")
-    gpu_claim = claim_gpu() if cfg.device != "cpu" else contextlib.nullcontext()
-    with gpu_claim:
-        return _prune(cfg, spec.condition, Path(dataset_dir), out, work_dir, on_round_end, progress, started)
+    return _prune(cfg, spec.condition, Path(dataset_dir), out, work_dir, on_round_end, progress, started)
 
 
 def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Path,
@@ -390,8 +393,8 @@ def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Pat
     from metantk_nas.seeding import seed_everything
     from metantk_nas.space import PRIMITIVES, genotype_from_masks
 
+    device = select_device(cfg.device)  # claims a GPU: before anything touches CUDA (seeding does)
     seed_everything(cfg.seed)
-    device = select_device(cfg.device)
     train = open_split(dataset_dir, "train")
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
     fingerprint = _dataset_fingerprint(train, dataset_dir)

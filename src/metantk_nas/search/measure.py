@@ -9,15 +9,18 @@ repeated exactly — which is what makes the search deterministic and resumable.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
 
 from metantk_nas.data import episodes, store, transforms
+from metantk_nas.kernels.condition import ConditionNumber
 from metantk_nas.search.config import SearchConfig
 from metantk_nas.seeding import derive_seed
 
-Masks = dict[str, torch.Tensor]  # cell type -> (9, 7) bool mask
+CellMasks = dict[str, torch.Tensor]  # cell type -> (9, 7) bool mask tensor
 
 
 def _generator(key: int) -> torch.Generator:
@@ -89,12 +92,21 @@ class Measurer:
 
     # -- condition number ---------------------------------------------------------------------------
 
-    def _images(self, indices: np.ndarray, augment: bool, key: int) -> torch.Tensor:
-        pixels = self.train.images[np.asarray(indices)]
+    def _transform(self, augment: bool, key: int) -> Callable[[np.ndarray], torch.Tensor]:
+        """The search transform of one batch (supports augmented from ``key``'s generator, queries not)."""
         generator = _generator(key) if augment else None
-        return transforms.search_transform(pixels, augment, generator, size=self.cfg.resolution, device=self.device)
 
-    def condition_number(self, masks: Masks, data_key: int, head_key: int) -> float:
+        def transform(pixels: np.ndarray) -> torch.Tensor:
+            return transforms.search_transform(pixels, augment, generator, size=self.cfg.resolution,
+                                               device=self.device)
+
+        return transform
+
+    def condition_number(self, masks: CellMasks, data_key: int, head_key: int) -> float:
+        """The value of :meth:`kernel_condition` (what the search ranks)."""
+        return float(self.kernel_condition(masks, data_key, head_key).value)
+
+    def kernel_condition(self, masks: CellMasks, data_key: int, head_key: int) -> ConditionNumber:
         """Condition number of ``masks`` on the inputs of ``data_key`` with the head of ``head_key``.
 
         MetaNTK: ``tasks`` tasks of the train split (supports augmented, queries not) and a fresh
@@ -108,38 +120,47 @@ class Measurer:
         cfg = self.cfg
         self.net.set_masks(masks["normal"], masks["reduce"])
         if self.condition == "metantk":
-            sampler = episodes.TaskSampler(self.train.labels, cfg.ways, cfg.shots, cfg.queries,
-                                           seed=derive_seed(data_key, "tasks"))
-            tasks = [sampler.task(i) for i in range(cfg.tasks)]
-            support = self._images(np.concatenate([t.support for t in tasks]), True, derive_seed(data_key, "augment"))
-            query = self._images(np.concatenate([t.query for t in tasks]), False, 0)
+            batch = episodes.TaskSampler(self.train.labels, cfg.ways, cfg.shots, cfg.queries,
+                                         seed=derive_seed(data_key, "tasks")).stack(cfg.tasks)
+            images = self.train.images
+            support = episodes.stacked_images(images, batch.support,
+                                              self._transform(True, derive_seed(data_key, "augment")))
+            query = episodes.stacked_images(images, batch.query, self._transform(False, 0))
             head = make_head(self.net.num_features, cfg.ways, _generator(head_key), device=self.device)
-            value = metantk_condition(
-                self.net, query.unflatten(0, (cfg.tasks, -1)), support.unflatten(0, (cfg.tasks, -1)), head=head,
+            result = metantk_condition(
+                self.net, query, support, head=head,
                 algorithm=cfg.kernel, lam_tau=cfg.lam_tau, reg=cfg.reg, output=cfg.output, backend=cfg.backend,
-            ).value
+            )
         else:
             rng = np.random.default_rng(derive_seed(data_key, "images"))
             indices = rng.choice(len(self.train), size=cfg.ntk_images, replace=False)
-            images = self._images(indices, True, derive_seed(data_key, "augment"))
-            value = ntk_condition(self.net, images, output=cfg.output, backend=cfg.backend).value
+            images = self._transform(True, derive_seed(data_key, "augment"))(self.train.images[indices])
+            result = ntk_condition(self.net, images, output=cfg.output, backend=cfg.backend)
         self.kernel_evaluations += 1
-        return float(value)
+        return result
 
     # -- linear regions -----------------------------------------------------------------------------
 
     def region_inputs(self, data_key: int) -> list[torch.Tensor]:
-        """``region_batches`` batches of ``region_batch_size`` 1×3×3 inputs drawn for ``data_key``."""
-        from metantk_nas.proxies import region_inputs
+        """``region_batches`` batches of ``region_batch_size`` 1×3×3 inputs drawn for ``data_key``.
+
+        The images of the batches are drawn without replacement, as the official shuffled loader does
+        (``proxies.shuffled_batches``: consecutive batches of a permutation of the train split, a new
+        permutation when one is used up). The official iterator lives for the whole search; here each
+        measurement starts its own permutation from ``data_key``, so a measurement does not depend on the
+        ones before it (resuming, and the origin and candidates sharing a key see the same inputs).
+        """
+        from metantk_nas.proxies import region_inputs, shuffled_batches
 
         cfg = self.cfg
+        batches = shuffled_batches(len(self.train), cfg.region_batch_size, cfg.region_batches,
+                                   _generator(derive_seed(data_key, "regions", "order")))
         return [
-            region_inputs(self.train.images, cfg.region_batch_size,
-                          _generator(derive_seed(data_key, "regions", batch))).to(self.device)
-            for batch in range(cfg.region_batches)
+            region_inputs(self.train.images, index, _generator(derive_seed(data_key, "regions", batch))).to(self.device)
+            for batch, index in enumerate(batches)
         ]
 
-    def regions(self, masks: Masks, inputs: list[torch.Tensor]) -> int:
+    def regions(self, masks: CellMasks, inputs: list[torch.Tensor]) -> int:
         """Distinct ReLU activation patterns of the thin network over all batches of ``inputs``.
 
         Each batch is a separate forward (BatchNorm normalises with that batch's statistics, as the

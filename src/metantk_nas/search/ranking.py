@@ -16,12 +16,34 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+import numpy as np
+
 K = TypeVar("K", bound=Hashable)
+
+#: How the official code rounds each repeat's relative change (reference §2.6, §3): ΔC is a NumPy float there
+#: (``np.nan_to_num`` of the eigenvalue ratio), so ``round`` is NumPy's; ΔR comes from region counts that are
+#: Python floats (``.item()``), so ``round`` is Python's.
+DELTA_ROUNDING = {"c": "numpy", "r": "python"}
 
 #: Significant figures of the sort key (official ``round_to(x, 3)``).
 SORT_SIGNIFICANT_FIGURES = 3
 #: Guard added to ``|x|`` before taking its decimal exponent (official ``eps=1e-8``).
 ROUND_EPS = 1e-8
+
+
+def round_decimals(value: float, precision: int, rounding: str) -> float:
+    """Round ``value`` to ``precision`` decimals as the official code rounds that score.
+
+    ``numpy``: ``round(np.float64(x), p)``, i.e. ``np.round``: ``x·10^p`` to the nearest integer, half-way to
+    even, divided back (0.0025 → 0.002, 0.0075 → 0.008). ``python``: the built-in ``round`` of a float, exact
+    on its binary value (0.0025 is stored as 0.00250000000000000005 → 0.003; 0.0075 as 0.00749999… → 0.007).
+    The two differ only next to half-way cases.
+    """
+    if rounding == "numpy":
+        return float(round(np.float64(value), precision))
+    if rounding == "python":
+        return round(float(value), precision)
+    raise ValueError(f"rounding must be 'numpy' or 'python', got {rounding!r}")
 
 
 def round_to(value: float, figures: int = SORT_SIGNIFICANT_FIGURES, eps: float = ROUND_EPS) -> float:

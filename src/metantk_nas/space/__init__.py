@@ -22,8 +22,11 @@ _EXPORTS = {
     "build_thin_network": "supernet",
     "all_alive_mask": "supernet",
     "genotype_from_masks": "derive",
+    "masks_from_genotype": "derive",
     "FinalNetwork": "final",
     "count_parameters": "final",
+    "load_model": "checkpoint",
+    "save_model": "checkpoint",
     "random_genotype": "sampling",
     "draw_genotype": "draw",
 }

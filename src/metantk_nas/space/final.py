@@ -16,13 +16,7 @@ from metantk_nas.space.blocks import DropPath, FactorizedReduce, Identity, ReLUC
 from metantk_nas.space.genotype import Cell, Genotype
 from metantk_nas.space.ops import create_op
 from metantk_nas.space.primitives import CONCAT
-
-
-def reduction_indices(n_cells: int) -> tuple[int, int]:
-    """Official reduction positions ⌊L/3⌋ and ⌊2L/3⌋ (5 → 1, 3; 8 → 2, 5)."""
-    if n_cells < 3:
-        raise ValueError(f"n_cells must be at least 3 for two reduction cells, got {n_cells}")
-    return n_cells // 3, 2 * n_cells // 3
+from metantk_nas.space.skeleton import cell_plan
 
 
 class FinalCell(nn.Module):
@@ -67,14 +61,11 @@ class FinalNetwork(nn.Module):
         super().__init__()
         self.genotype = genotype
         self.stem = nn.Sequential(nn.Conv2d(in_channels, C, 3, padding=1, bias=False), make_norm(C, "batch"))
-        reductions = reduction_indices(n_cells)
         self.cells = nn.ModuleList()
-        C_pp = C_p = C_cell = C
+        C_pp = C_p = C
         reduction_prev = False
-        for index in range(n_cells):
-            reduction = index in reductions
-            if reduction:
-                C_cell *= 2
+        for multiplier, reduction in cell_plan(n_cells):
+            C_cell = C * multiplier
             self.cells.append(FinalCell(genotype.cell(reduction), C_pp, C_p, C_cell, reduction, reduction_prev))
             C_pp, C_p = C_p, len(CONCAT) * C_cell
             reduction_prev = reduction
@@ -104,11 +95,13 @@ class FinalNetwork(nn.Module):
             s0, s1 = s1, cell(s0, s1)
         return torch.flatten(self.global_pool(s1), 1)
 
-    def forward(self, x: torch.Tensor,
-                return_features: bool = False) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
-        features = self.forward_features(x)
-        logits = self.classifier(features)
-        return (features, logits) if return_features else logits
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """The trained classifier on pooled features."""
+        return self.classifier(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits: ``forward_head(forward_features(x))`` (timm's contract, as the search supernet)."""
+        return self.forward_head(self.forward_features(x))
 
     def reset_classifier(self, num_classes: int) -> None:
         """Replace the classifier with a fresh ``Linear(num_features, num_classes)`` on the same device/dtype."""

@@ -17,22 +17,21 @@ from torch import nn
 from metantk_nas.space.blocks import FactorizedReduce, ReLUConvBN, make_norm
 from metantk_nas.space.ops import create_op
 from metantk_nas.space.primitives import EDGES, MASK_SHAPE, PRIMITIVES, STEPS
+from metantk_nas.space.skeleton import cell_plan
 
 AliveOps = tuple[tuple[int, ...], ...]
 
 
 def layer_plan(n_cells: int) -> list[tuple[int, bool]]:
-    """Per-cell (channel multiplier, is_reduction) of the official skeleton.
+    """Per-cell (channel multiplier, is_reduction) of the official search skeleton.
 
-    With N = ⌊(L−2)/3⌋ the plan is N normal cells at C, a reduction to 2C, N at 2C, a reduction to
-    4C, N at 4C (so L = 3N+2, reductions at N and 2N+1). Depths below 5 are the official truncation
-    of the N=1 plan (the 2-cell linear-region network: a normal cell then a reduction cell).
+    Depths L = 3N+2 (5, 8, 11, ...) take :func:`~metantk_nas.space.skeleton.cell_plan`: N normal cells at
+    C, a reduction to 2C, N at 2C, a reduction to 4C, N at 4C. Depths below 5 are the official truncation
+    of the 5-cell plan (the 2-cell linear-region network: a normal cell then a reduction cell).
     """
     if n_cells < 1 or (n_cells >= 5 and (n_cells - 2) % 3):
         raise ValueError(f"n_cells must be 1..4 or 3N+2 (5, 8, 11, ...), got {n_cells}")
-    n = max(1, (n_cells - 2) // 3)
-    plan = [(1, False)] * n + [(2, True)] + [(2, False)] * n + [(4, True)] + [(4, False)] * n
-    return plan[:n_cells]
+    return cell_plan(max(n_cells, 5))[:n_cells]
 
 
 def all_alive_mask() -> torch.Tensor:
@@ -110,7 +109,11 @@ class SearchCell(nn.Module):
 
 
 class SearchSupernet(nn.Module):
-    """The official ``NASNetworkDARTS`` supernet; ``forward`` returns ``(features, logits)``.
+    """The official ``NASNetworkDARTS`` supernet.
+
+    Same interface as :class:`~metantk_nas.space.final.FinalNetwork` (timm's): ``forward_features(x)``
+    (pooled features), ``forward_head(features)`` (logits), ``forward(x)`` = both (logits); the official
+    ``forward`` returned ``(features, logits)``, which kernel code asks for explicitly instead.
 
     Args:
         C: channels of the first cell (and of the stem).
@@ -172,9 +175,13 @@ class SearchSupernet(nn.Module):
             s0, s1 = s1, cell(s0, s1, self._alive[cell.reduction])
         return torch.flatten(self.global_pool(self.lastact(s1)), 1)
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.forward_features(x)
-        return features, self.classifier(features)
+    def forward_head(self, features: torch.Tensor) -> torch.Tensor:
+        """The network's own classifier on pooled features (the TE-NAS NTK output)."""
+        return self.classifier(features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits: ``forward_head(forward_features(x))`` (timm's contract, as :class:`FinalNetwork`)."""
+        return self.forward_head(self.forward_features(x))
 
     def named_alive_parameters(self) -> Iterator[tuple[str, nn.Parameter]]:
         """Parameters that the current masks actually use (stem, preprocessors, alive ops, head)."""

@@ -27,15 +27,10 @@ def build_config(args: argparse.Namespace) -> TheoryConfig:
 
 
 def _theory(args: argparse.Namespace) -> int:
-    import contextlib
-
-    from metantk_nas.device import claim_gpu, select_device
+    from metantk_nas.device import select_device
     from metantk_nas.theory.outputs import run_and_write
 
     config = build_config(args)
-    claim = claim_gpu() if config.device != "cpu" else contextlib.nullcontext()
-    with claim:
-        device = select_device(config.device)
-        run_and_write(config, args.dataset, args.out, device)
+    run_and_write(config, args.dataset, args.out, select_device(config.device))
     print(f"wrote {args.out}")
     return 0

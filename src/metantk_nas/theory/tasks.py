@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from metantk_nas.data.episodes import TaskSampler
+from metantk_nas.data.episodes import TaskSampler, stacked_images
 from metantk_nas.data.store import open_split
 
 
@@ -88,16 +88,16 @@ def load_tasks(dataset_dir: str | os.PathLike, split: str, n_tasks: int, ways: i
     if n_tasks < 1 or queries < 1:
         raise ValueError(f"need at least one task and one query per class, got tasks={n_tasks}, queries={queries}")
     data = open_split(dataset_dir, split)
-    sampler = TaskSampler(data.labels, n_way=ways, n_shot=shots, n_query=queries, seed=seed)
-    tasks = [sampler.task(i) for i in range(n_tasks)]
+    batch = TaskSampler(data.labels, n_way=ways, n_shot=shots, n_query=queries, seed=seed).stack(n_tasks)
     eye = np.eye(ways)
 
-    def stack(kind: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        index = np.stack([getattr(task, kind) for task in tasks])
-        labels = np.stack([getattr(task, f"{kind}_labels") for task in tasks])
-        x = input_rows(np.asarray(data.images[index.reshape(-1)]), image_size).reshape(*index.shape, -1)
+    def rows(pixels: np.ndarray) -> np.ndarray:
+        return input_rows(np.asarray(pixels), image_size)
+
+    def tensors(index: np.ndarray, labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = stacked_images(data.images, index, rows)
         return torch.from_numpy(x), torch.from_numpy(eye[labels]), torch.from_numpy(labels)
 
-    query_x, query_y, query_labels = stack("query")
-    support_x, support_y, support_labels = stack("support")
+    query_x, query_y, query_labels = tensors(batch.query, batch.query_labels)
+    support_x, support_y, support_labels = tensors(batch.support, batch.support_labels)
     return TaskTensors(query_x, query_y, query_labels, support_x, support_y, support_labels)

@@ -3,12 +3,12 @@
 from metantk_nas.train.config import TrainConfig
 from metantk_nas.train.schedule import drop_path_at, lr_at
 
-__all__ = ["TrainConfig", "drop_path_at", "lr_at", "train", "load_model"]
+__all__ = ["TrainConfig", "drop_path_at", "lr_at", "train"]
 
 
 def __getattr__(name: str):
     # The loop imports torch and the network; keep `import metantk_nas.train` light.
-    if name in {"train", "load_model"}:
+    if name == "train":
         from metantk_nas.train import loop
 
         return getattr(loop, name)

@@ -1,7 +1,8 @@
 """The training checkpoint: one dict, written atomically, read back with ``weights_only=True``.
 
 Everything in it is a tensor or a plain Python value (config and genotype as dicts), so loading
-never unpickles arbitrary objects. A checkpoint is refused, with the reason, when it is unreadable,
+never unpickles arbitrary objects. Its layout is the one of ``model.pt`` (``metantk_nas.space.checkpoint``):
+the weights under ``"model"``, the cells under ``"genotype"``, the settings under ``"config"``. A checkpoint is refused, with the reason, when it is unreadable,
 of another format, or from another run (genotype, config or training data differ).
 """
 

@@ -3,7 +3,7 @@
     metantk-nas train --genotype metantk-nas/mini-5cell-1 --dataset resources/mini --out results/train/x
 
 Setup → data → model (scratch or resume from ``work_dir/ckpt_last.pt``) → optimizer → loop.
-Outputs (``out_dir``): ``model.pt`` (weights + genotype + config + normalisation + provenance),
+Outputs (``out_dir``): ``model.pt`` (``metantk_nas.space.checkpoint``: weights + genotype + config + normalisation),
 ``metrics.csv`` (one row per epoch), ``train.json`` (summary). The checkpoint in ``work_dir`` is
 written after every epoch; a run killed at any point resumes from it and, on the CPU, ends with
 bit-identical weights.
@@ -24,15 +24,15 @@ import torch.nn.functional as F
 from metantk_nas import provenance
 from metantk_nas.data.store import open_split
 from metantk_nas.device import select_device
-from metantk_nas.io import atomic_path, atomic_write_text, csv_text, write_json
+from metantk_nas.io import atomic_write_text, csv_text, write_json
 from metantk_nas.seeding import seed_everything
 from metantk_nas.space import FinalNetwork, Genotype, count_parameters
+from metantk_nas.space.checkpoint import save_model
 from metantk_nas.train.batches import BatchStream
 from metantk_nas.train.checkpoint import load_checkpoint, save_checkpoint
 from metantk_nas.train.config import TrainConfig
 from metantk_nas.train.schedule import drop_path_at, lr_at
 
-MODEL_FORMAT = "metantk-nas/model"
 METRIC_COLUMNS = ("epoch", "loss", "acc", "lr", "drop_path", "images_per_s", "seconds")
 
 
@@ -131,15 +131,10 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
     # -- outputs ---------------------------------------------------------------------------------
     record = provenance.collect(cfg.to_dict(), cfg.seed)
     model_path = out_dir / "model.pt"
-    with atomic_path(model_path) as tmp:
-        torch.save({
-            "format": MODEL_FORMAT, "format_version": 1,
-            "state_dict": {k: v.cpu() for k, v in model.state_dict().items()},
-            "genotype": genotype.to_dict(), "config": cfg.to_dict(),
-            "num_classes": split.num_classes, "channels": cfg.channels, "cells": cfg.cells,
-            "normalization": {"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
-            "image_size": split.image_size, "dataset": str(dataset_dir), "provenance": record,
-        }, tmp)
+    save_model(model_path, model, config=cfg.to_dict(), channels=cfg.channels, cells=cfg.cells,
+               num_classes=split.num_classes,
+               normalization={"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
+               image_size=split.image_size, dataset=str(dataset_dir), provenance=record)
     atomic_write_text(out_dir / "metrics.csv", _metrics_csv(history))
     write_json(out_dir / "train.json", {
         "genotype": genotype.to_dict(), "config": cfg.to_dict(), "dataset": str(dataset_dir),
@@ -179,28 +174,3 @@ def _progress(iterable, total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
     return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True)
-
-
-def load_model(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[FinalNetwork, dict[str, Any]]:
-    """Rebuild the trained network from ``model.pt`` (weights_only load); returns (model in eval mode, metadata)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: model file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise ValueError(f"{path}: corrupted or unreadable model file ({type(error).__name__}: {error})") from None
-    if not isinstance(state, dict) or state.get("format") != MODEL_FORMAT:
-        raise ValueError(f"{path}: not a metantk-nas model file (expected format {MODEL_FORMAT!r})")
-    genotype = Genotype.from_dict(state["genotype"])
-    model = FinalNetwork(genotype, C=state["channels"], n_cells=state["cells"], num_classes=state["num_classes"])
-    try:
-        model.load_state_dict(state["state_dict"])
-    except RuntimeError as error:  # torch lists every mismatching tensor; the first says enough
-        detail = next((line.strip() for line in str(error).splitlines()[1:] if line.strip()), str(error))
-        raise ValueError(f"{path}: the weights do not fit the network of its own genotype, {state['channels']} "
-                         f"channels and {state['cells']} cells ({detail})") from None
-    model.to(device).eval()
-    meta = {k: v for k, v in state.items() if k != "state_dict"}
-    return model, meta
-
