@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from _kernels_helpers import single_thread
 from metantk_nas.cli import main
 from metantk_nas.kernels.cli import KERNELS
 from metantk_nas.search.config import SearchConfig
@@ -21,7 +20,7 @@ SETTINGS = dict(channels=2, cells=2, repeats=1, tasks=2, ways=3, shots=2, querie
                 lam_tau=1.0, reg=1e-5, pairing="paired", ops=["sep_conv_3x3", "max_pool_3x3BN"], seed=4)
 
 
-_one_thread = pytest.fixture(autouse=True, scope="module")(single_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

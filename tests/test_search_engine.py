@@ -29,13 +29,7 @@ TWO_OPS = ["sep_conv_3x3", "max_pool_3x3BN"]
 TWO_OP_CANDIDATES = 36 + 14
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _single_thread():
-    """Tiny networks run faster on one thread (and do not fight other processes for cores)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="session")
