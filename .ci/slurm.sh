@@ -15,7 +15,10 @@
 # Environment: METANTK_SLURM_DIR (cluster state and scratch, default /var/tmp/metantk-nas-slurm),
 # METANTK_SLURM_STOP=1 to stop the cluster at the end, METANTK_SLURM_QUICK=1 to drop the methods
 # that run a pruning search (metantk-nas, te-nas, linear-regions): a few minutes instead of the
-# paper's experiments, for debugging the SLURM machinery (Table 1 then has the MetaNAS rows only).
+# paper's experiments, for debugging the SLURM machinery (Table 1 then has the MetaNAS rows only),
+# METANTK_SLURM_JOBS=N to run at most N SLURM jobs at once (default: one per core).
+# The whole script is one block, parsed before it runs: editing the file (a checkout) mid-run is safe.
+{
 set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 STATE=${METANTK_SLURM_DIR:-/var/tmp/metantk-nas-slurm}
@@ -161,11 +164,25 @@ fi
 # ------------------------------------------------------------------ (c) the miniature paper run
 step "scratch copy, fixtures and overrides"
 RUN=$STATE/work
+# Jobs left over from an interrupted earlier run would write into the scratch copy: cancel them
+# (this test cluster runs nothing else).
+leftover=$(squeue -h -o %i)
+if [[ -n $leftover ]]; then
+    echo "cancelling leftover SLURM jobs: $(echo $leftover)"; scancel $leftover
+    for _ in $(seq 60); do [[ -z $(squeue -h -o %i) ]] && break; sleep 0.5; done
+fi
 rm -rf "$RUN"
 mkdir -p "$RUN/repo"
-(cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
-    | while IFS= read -r -d '' f; do [[ -e $f ]] && printf '%s\0' "$f"; done \
-    | tar --null -cf - -T -) | tar -xf - -C "$RUN/repo"
+# The working tree as git sees it (tracked and untracked, not ignored), or without git the tree
+# minus the environment and every output.
+if git -C "$REPO" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+    (cd "$REPO" && git ls-files -z --cached --others --exclude-standard \
+        | while IFS= read -r -d '' f; do [[ -e $f ]] && printf '%s\0' "$f"; done \
+        | tar --null -cf - -T -) | tar -xf - -C "$RUN/repo"
+else
+    tar -C "$REPO" --exclude=./.venv --exclude=./.git --exclude=./results --exclude=./resources \
+        --exclude=./logs --exclude=./.snakemake --exclude=__pycache__ -cf - . | tar -xf - -C "$RUN/repo"
+fi
 cd "$RUN/repo"
 CI="$PYTHON .ci/slurm_ci.py"
 PYTHONPATH=$PWD/src $CI fixtures "$RUN/data"
@@ -178,7 +195,7 @@ echo "overrides: $RUN/overrides.yaml"
 SMK=(snakemake --profile profiles/slurm
      --configfile config/paper.yaml "$RUN/overrides.yaml"
      --slurm-status-command squeue --slurm-no-account --slurm-init-seconds-before-status-checks 2
-     --jobs "$CORES" --local-cores 1 --latency-wait 5
+     --jobs "${METANTK_SLURM_JOBS:-$CORES}" --local-cores 1 --latency-wait 5
      --set-threads prepare=1 search=1 train=1 evaluate=1 theory=1)
 CANCEL_RULE=train
 CANCEL_WILDCARDS=(mini 5 metanas 1)   # a short job in the middle of the DAG
@@ -228,3 +245,5 @@ if [[ ${METANTK_SLURM_STOP:-0} == 1 ]]; then
     kill "$(cat "$STATE/slurmd.pid")" "$(cat "$STATE/slurmctld.pid")"
 fi
 step "SLURM stage passed in $(( $(date +%s) - start )) s (logs: $RUN/run{1,2,3}.log)"
+exit
+}
