@@ -242,6 +242,17 @@ def parse_log(text: str) -> dict[str, dict]:
     return jobs
 
 
+def workflow_local_rules(workdir: Path) -> set[str]:
+    """The rules that run on the submitting host: the Snakefile's ``localrules:`` and ``localrule: True`` rules."""
+    snakefile = (workdir / "Snakefile").read_text(encoding="utf-8")
+    block = re.search(r"^localrules:\n((?:    \w+,\n)+)", snakefile, re.M)
+    rules = set(re.findall(r"(\w+),", block.group(1))) if block else set()
+    for path in sorted((workdir / "workflow" / "rules").glob("*.smk")):
+        rules |= set(re.findall(r"^rule (\w+):\n(?:    .*\n|\n)*?    localrule: True", path.read_text(encoding="utf-8"),
+                                re.M))
+    return rules | {"all"}
+
+
 def check_run(log: Path, workdir: Path, local_rules: set[str], expect_complete: bool) -> dict[str, dict]:
     """Every job of one invocation ran as a SLURM job (except the workflow's localrules), GPU rules
     asked SLURM for a GPU and got one, and (``expect_complete``) every job finished."""
@@ -334,7 +345,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--record", type=Path, required=True)
     p = sub.add_parser("check-run")
     p.add_argument("log", type=Path)
-    p.add_argument("--local-rules", default="all,table1,table2,figures,draw_cells")
+    p.add_argument("--local-rules", default=None, help="comma-separated (default: read from the workflow)")
     p.add_argument("--complete", action="store_true")
     p.add_argument("--json", type=Path)
     p = sub.add_parser("check-table")
@@ -348,7 +359,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "cancel":
         cancel(args.comment, args.started, args.times, args.pid, args.delay, args.record)
     elif args.command == "check-run":
-        jobs = check_run(args.log, Path.cwd(), set(args.local_rules.split(",")), args.complete)
+        local = set(args.local_rules.split(",")) if args.local_rules else workflow_local_rules(Path.cwd())
+        jobs = check_run(args.log, Path.cwd(), local, args.complete)
         if args.json:
             args.json.write_text(json.dumps(jobs, indent=1))
     elif args.command == "check-table":
