@@ -19,9 +19,10 @@ run: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local --report results/report.html
 
-## The test suite.
+## The test suite, on PYTEST_WORKERS processes (most tests hold one thread each; 2 suits a 2-core machine).
+PYTEST_WORKERS ?= 2
 test: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 ## Workflow lint and format checks.
 lint: $(STAMP)

@@ -1,13 +1,28 @@
-"""A bad config value stops the workflow before any job, naming the key and the allowed values."""
+"""A bad config value stops the workflow before any job, naming the key and the allowed values.
+
+Each case is checked through ``plan.load`` (what the Snakefile calls while it is parsed); two cases also run
+Snakemake itself, to show that its message reaches the user and that nothing is created.
+"""
 
 from __future__ import annotations
 
 import pytest
 
-from _workflow_helpers import default_config, snakemake, workflow_copy, write_config
+from _workflow_helpers import REPO, default_config, snakemake, workflow_copy, write_config
+from metantk_nas import plan
 
 
-def _run_with(tmp_path, mutate):
+def _load_with(tmp_path, mutate) -> str:
+    """The error ``plan.load`` raises for the default config changed by ``mutate``."""
+    config = default_config()
+    mutate(config)
+    with pytest.raises(Exception) as error:  # noqa: PT011 - schema errors are Snakemake's WorkflowError
+        plan.load([write_config(tmp_path, config)], workflow_dir=REPO, workdir=tmp_path)
+    return str(error.value)
+
+
+def _run_with(tmp_path, mutate) -> str:
+    """Snakemake's output for the default config changed by ``mutate`` (it must fail before any job)."""
     root = workflow_copy(tmp_path)
     config = default_config()
     mutate(config)
@@ -41,7 +56,7 @@ def _real_dataset_without_root(config):
     ids=["unknown-method", "cells-not-5-or-8", "missing-root"],
 )
 def test_schema_errors_name_key_and_allowed_values(tmp_path, mutate, expected):
-    message = _run_with(tmp_path, mutate)
+    message = _load_with(tmp_path, mutate)
     for text in expected:
         assert text in message, f"{text!r} missing from:\n{message}"
 
@@ -50,7 +65,7 @@ def test_cross_key_errors(tmp_path):
     def unknown_dataset(config):
         config["experiments"][0]["dataset"] = "imagenet"
 
-    message = _run_with(tmp_path, unknown_dataset)
+    message = _load_with(tmp_path, unknown_dataset)
     assert "experiments[0].dataset: 'imagenet' is not a key of 'datasets'" in message
     assert "allowed values: ['glyphs']" in message
 
@@ -78,17 +93,29 @@ def test_cross_key_errors(tmp_path):
     ids=["decay-descending", "decay-at-last-epoch", "unknown-genotype", "missing-root", "glyphs-with-root",
          "queries-exceed-images", "theory-checkpoints"],
 )
-def test_cross_key_checks_fail_the_dry_run(tmp_path, mutate, expected):
+def test_cross_key_checks(tmp_path, mutate, expected):
+    message = _load_with(tmp_path, mutate)
+    assert expected in message, message
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda c: c["experiments"][0]["methods"].append("darts"), "'darts' is not one of"),
+        (lambda c: c["train"].update(decay_epochs=[5, 2]), "key 'decay_epochs' must be strictly ascending"),
+    ],
+    ids=["schema", "cross-key"],
+)
+def test_snakemake_stops_before_any_job(tmp_path, mutate, expected):
     message = _run_with(tmp_path, mutate)
     assert expected in message, message
 
 
 def test_a_dataset_the_dag_does_not_need_may_lack_its_root(tmp_path):
-    root = workflow_copy(tmp_path)
     config = default_config()
     config["datasets"]["mini"] = {"format": "rfs-mini", "root": "not/there"}  # no experiment uses it
-    result = snakemake(root, "-n", "--configfile", str(write_config(root, config)))
-    assert result.returncode == 0, result.stdout + result.stderr
+    loaded = plan.load([write_config(tmp_path, config)], workflow_dir=REPO, workdir=tmp_path)
+    assert loaded["datasets"]["mini"]["root"] == "not/there"
 
 
 def test_numbers_on_the_command_line_are_numbers(tmp_path):
@@ -96,8 +123,6 @@ def test_numbers_on_the_command_line_are_numbers(tmp_path):
     result = snakemake(root, "-n", "--config", "evaluate={tasks: 100, C_1shot: 0.5}",
                        "search={lam_tau: .inf, reg: 1.0e-4, repeats: 2}", "train={decay_epochs: [2, 3]}")
     assert result.returncode == 0, result.stdout + result.stderr
-    from metantk_nas import plan
-
     config = plan.load([], {"evaluate": {"tasks": "100", "C_1shot": "0.5"}, "train": {"decay_epochs": ["2", "3"]},
                             "search": {"lam_tau": ".inf"}}, workflow_dir=root, workdir=root)
     assert config["evaluate"]["tasks"] == 100 and config["evaluate"]["C_1shot"] == 0.5
