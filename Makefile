@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint dry-run-paper clean
+.PHONY: venv run test lint gpu-check dry-run-paper clean
 
 venv: $(STAMP)
 
@@ -23,6 +23,13 @@ run: $(STAMP)
 PYTEST_WORKERS ?= 2
 test: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -n $(PYTEST_WORKERS) --dist loadfile
+
+## On a GPU machine: the CUDA tests, then benchmarks/gpu_check.py (correctness on CUDA, the paper-size search,
+## training throughput, the 1000-task evaluation; gpu-check.json). Without CUDA: one line, exit status 2.
+gpu-check: $(STAMP)
+	@$(BIN)/python benchmarks/gpu_check.py --check-cuda
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q -m cuda
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python benchmarks/gpu_check.py $(GPU_CHECK_ARGS)
 
 ## Workflow lint and format checks.
 lint: $(STAMP)
