@@ -18,6 +18,11 @@ from typing import Any
 import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Under pytest-xdist each worker gets its share of the cores (set before torch is imported; subprocesses
+# inherit it): N workers with every core each would oversubscribe the machine N times.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    os.environ.setdefault("OMP_NUM_THREADS",
+                          str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
 
 @contextlib.contextmanager

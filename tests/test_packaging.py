@@ -65,7 +65,8 @@ def _installed_with(names: set[str]) -> set[str]:
 def test_what_only_the_tests_import_is_in_the_test_extra():
     declared = _declared(PROJECT["dependencies"])
     test_only = _imported(REPO / "tests") - declared - _installed_with(declared)  # docutils, jinja2: Snakemake's
-    assert sorted(test_only) == sorted(_declared(PROJECT["optional-dependencies"]["test"]) - {"snakefmt"})
+    tools = {"snakefmt", "pytest-xdist"}  # run by `make lint` / `make test`, never imported
+    assert sorted(test_only) == sorted(_declared(PROJECT["optional-dependencies"]["test"]) - tools)
     assert "torchvision==0.29.1" in PROJECT["optional-dependencies"]["test"]
 
 
