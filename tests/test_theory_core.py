@@ -8,7 +8,7 @@ import torch
 from torch.func import functional_call, grad, jacrev, vjp
 
 from metantk_nas.kernels.metantk import TaskLayout
-from metantk_nas.theory.config import load_config
+from metantk_nas.theory.config import TheoryConfig
 from metantk_nas.theory.convergence import bound_factor, fit_linear_rate, summarise_convergence
 from metantk_nas.theory.kernel_regression import Dynamics, g_function, predict
 from metantk_nas.theory.maml import MAML, jacobian_probes, train_maml
@@ -161,17 +161,22 @@ def test_train_maml_decays_and_measures_movement():
 
 
 def test_config_precedence_and_errors(tmp_path):
+    from metantk_nas.cli import build_parser
+
+    def load(*flags: str) -> TheoryConfig:
+        return TheoryConfig.from_args(build_parser().parse_args(["theory", "--dataset", "d", "--out", "o", *flags]))
+
     path = tmp_path / "theory.yaml"
     path.write_text("widths: [16, 32]\nsteps: 7\n")
-    config = load_config(path, {"steps": 9, "seed": None})
+    config = load("--config", str(path), "--steps", "9")
     assert config.widths == (16, 32) and config.steps == 9 and config.seed == 0
     assert config.checkpoint_steps == [0, 4, 9] or config.checkpoint_steps == [0, 5, 9]
     path.write_text("widht: [16]\n")
     with pytest.raises(ValueError, match=r"theory\.yaml: unknown key\(s\) \['widht'\]"):
-        load_config(path)
+        load("--config", str(path))
     with pytest.raises(ValueError, match="outer_lr"):
-        load_config(None, {"outer_lr": 1.5})
+        load("--outer-lr", "1.5")
     with pytest.raises(ValueError, match="increasing"):
-        load_config(None, {"widths": [64, 16]})
+        load("--widths", "64", "16")
     with pytest.raises(FileNotFoundError, match="missing.yaml"):
-        load_config(tmp_path / "missing.yaml")
+        load("--config", str(tmp_path / "missing.yaml"))

@@ -143,6 +143,16 @@ class Options:
         return {f.name: getattr(args, f.name) for f in dataclasses.fields(cls)
                 if getattr(args, f.name, None) is not None}
 
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, preset: Mapping[str, Any] | None = None) -> Any:
+        """What a command line resolves to: defaults < ``--config FILE`` < ``preset`` < the flags given."""
+        from metantk_nas.io import read_settings_section
+
+        values = dict(read_settings_section(args.config, cls.section)) if args.config else {}
+        values.update(preset or {})
+        values.update(cls.values_from_args(args))
+        return cls.from_dict(values, source=str(args.config) if args.config else "command line")
+
     # ------------------------------------------------------------------ schema and documentation
 
     @classmethod

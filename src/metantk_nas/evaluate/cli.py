@@ -24,11 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace) -> EvalConfig:
     """The :class:`EvalConfig` an ``evaluate`` command line resolves to (settings file, then flags)."""
-    from metantk_nas.io import read_settings_section
-
-    values = read_settings_section(args.config, "evaluate") if args.config else {}
-    values.update(EvalConfig.values_from_args(args))
-    return EvalConfig.from_dict(values, source=args.config or "evaluate options")
+    return EvalConfig.from_args(args)
 
 
 def _run(args: argparse.Namespace) -> int:

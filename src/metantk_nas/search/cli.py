@@ -9,27 +9,20 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 from metantk_nas.search.config import SearchConfig
 
 
 def build_config(args: argparse.Namespace) -> SearchConfig:
-    """The resolved :class:`SearchConfig` of parsed arguments."""
+    """The resolved :class:`SearchConfig` of parsed arguments (settings file < preset < flags)."""
     from metantk_nas.io import read_settings_section
     from metantk_nas.search.methods import paper_settings
 
-    values: dict[str, Any] = {}
-    source = "command line"
-    if args.config is not None:
-        values.update(read_settings_section(args.config, "search"))
-        source = f"{args.config} + command line"
-    given = SearchConfig.values_from_args(args)
-    if args.preset is not None:
-        cells = given.get("cells", values.get("cells", SearchConfig.cells))
-        values.update(paper_settings(args.preset, cells))
-    values.update(given)
-    return SearchConfig.from_dict(values, source=source)
+    if args.preset is None:
+        return SearchConfig.from_args(args)
+    cells = args.cells or (read_settings_section(args.config, "search") if args.config else {}).get(
+        "cells", SearchConfig.cells)
+    return SearchConfig.from_args(args, preset=paper_settings(args.preset, cells))
 
 
 def _handle(args: argparse.Namespace) -> int:

@@ -21,9 +21,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace) -> TheoryConfig:
     """The :class:`TheoryConfig` a ``theory`` command line resolves to (settings file, then flags)."""
-    from metantk_nas.theory.config import load_config
-
-    return load_config(args.config, TheoryConfig.values_from_args(args))
+    return TheoryConfig.from_args(args)
 
 
 def _theory(args: argparse.Namespace) -> int:

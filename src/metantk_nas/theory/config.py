@@ -6,14 +6,11 @@ sizes only, never the code path.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from metantk_nas.device import check_device
-from metantk_nas.io import read_settings_section
 from metantk_nas.options import Options, option
-
 
 #: Hidden-layer activations of the theory MLPs.
 ACTIVATIONS = ("tanh", "relu")
@@ -60,13 +57,3 @@ class TheoryConfig(Options):
     def checkpoint_steps(self) -> list[int]:
         """``0`` and ``checkpoints`` evenly spaced steps, the last being ``steps``."""
         return [0] + [round(self.steps * (i + 1) / self.checkpoints) for i in range(self.checkpoints)]
-
-
-def load_config(path: str | os.PathLike | None = None, overrides: dict[str, Any] | None = None) -> TheoryConfig:
-    """Defaults, then the settings file at ``path`` (a ``theory`` section or flat keys), then ``overrides``.
-
-    ``None`` values in ``overrides`` mean "not given". Unknown keys are an error naming the file.
-    """
-    values: dict[str, Any] = dict(read_settings_section(path, "theory")) if path is not None else {}
-    values.update({key: value for key, value in (overrides or {}).items() if value is not None})
-    return TheoryConfig.from_dict(values, source=str(path) if path is not None else "theory settings")

@@ -25,11 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def build_config(args: argparse.Namespace) -> TrainConfig:
     """The :class:`TrainConfig` a ``train`` command line resolves to (settings file, then flags)."""
-    from metantk_nas.io import read_settings_section
-
-    values = read_settings_section(args.config, "train") if args.config else {}
-    values.update(TrainConfig.values_from_args(args))
-    return TrainConfig.from_dict(values, source=args.config or "train options")
+    return TrainConfig.from_args(args)
 
 
 def _run(args: argparse.Namespace) -> int:
