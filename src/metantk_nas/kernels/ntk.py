@@ -95,7 +95,8 @@ GRAM_CPU_CHUNK_PIXELS = 2 * 84 * 84
 GRAM_CPU_MIN_LOGITS_IMAGE_PIXELS = 64 * 64
 
 #: Grouped batches on a CPU (candidate batching): whole groups are packed into one micro-batch up to this
-#: many input pixels (see :func:`default_pack`; measured in ``benchmarks/batching.py``).
+#: many input pixels, the budget of one micro-batch of one group (at the CI miniature, 10 images of 8×8 per
+#: group: 22 groups, 6× faster per candidate than one at a time; ``benchmarks/candidate_batching.py``).
 GRAM_CPU_PACK_PIXELS = GRAM_CPU_CHUNK_PIXELS
 
 
@@ -334,16 +335,19 @@ def _default_chunk(x: torch.Tensor, backend: NtkBackend, output: str) -> int:
     return math.ceil(n / math.ceil(n / largest))
 
 
+def cpu_groups_per_pass(group_pixels: int) -> int:
+    """Whole groups of ``group_pixels`` input pixels that fit one CPU micro-batch (:data:`GRAM_CPU_PACK_PIXELS`)."""
+    return max(1, GRAM_CPU_PACK_PIXELS // max(group_pixels, 1))
+
+
 def default_pack(group: torch.Tensor, n_groups: int) -> int:
     """Whole groups per micro-batch of a grouped batch (``group``: one group's inputs).
 
-    CPU: as many as fit in :data:`GRAM_CPU_PACK_PIXELS`. GPU: all of them (the caller sizes the batch to the
-    free memory).
+    CPU: :func:`cpu_groups_per_pass`. GPU: all of them (the caller sizes the batch to the free memory).
     """
     if group.device.type != "cpu":
         return n_groups
-    pixels = group.shape[0] * max(math.prod(group.shape[2:]), 1)
-    return max(1, min(n_groups, GRAM_CPU_PACK_PIXELS // pixels))
+    return min(n_groups, cpu_groups_per_pass(group.shape[0] * max(math.prod(group.shape[2:]), 1)))
 
 
 def _prepare_inputs(model: nn.Module, inputs: torch.Tensor, head: nn.Module | None, output: str,

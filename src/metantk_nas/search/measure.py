@@ -205,11 +205,11 @@ class Measurer:
             return cfg.batch_candidates
         if self.device.type == "cuda":
             return self._cuda_groups or 1
-        from metantk_nas.kernels.ntk import GRAM_CPU_PACK_PIXELS
+        from metantk_nas.kernels.ntk import cpu_groups_per_pass
 
         images = (cfg.tasks * cfg.ways * (cfg.shots + cfg.queries) if self.condition == "metantk"
                   else cfg.ntk_images)
-        return max(1, min(MAX_AUTO_GROUPS, GRAM_CPU_PACK_PIXELS // (images * cfg.resolution**2)))
+        return min(MAX_AUTO_GROUPS, cpu_groups_per_pass(images * cfg.resolution**2))
 
     def condition_numbers(self, requests: Sequence[Request], prepared: Sequence[GroupInputs] | None = None,
                           ) -> list[float]:
@@ -221,7 +221,7 @@ class Measurer:
         """:meth:`kernel_condition` of every request, :meth:`batch_groups` requests per batched pass.
 
         Each value equals the request's one-at-a-time value up to float rounding (test:
-        ``tests/test_search_batching.py``); every request counts as one kernel evaluation.
+        ``tests/test_candidate_batching.py``); every request counts as one kernel evaluation.
         """
         if self.net is None:
             raise ValueError("this method measures no condition number")
