@@ -4,7 +4,10 @@ Sizes: the NTK (te-nas) at the CI miniature's (4 channels, 8×8, 2 images); the 
 16×16. At 4 channels and 8×8 the supernet's GroupNorm normalises single channels of 2×2 maps, which
 amplifies float32 rounding (a convolution's blocking changes with the batch size) about 10³-fold through
 the MetaNTK assembly, so there the one-at-a-time value itself moves by ~1e-3 relative with the batch size
-or memory layout; at 16×16 the same comparison holds to ~1e-6.
+or memory layout; at 16×16 the same comparison holds to ~1e-6. In a te-nas search at those sizes (the
+search's masks: edges with one live op) float32 moved single condition numbers by up to 50 % against float64
+on either path (one at a time and batched), while in float64 the two paths agree to 1e-15: no path
+difference, only rounding (test below); the search-level test therefore runs at 8 channels and 16×16.
 """
 
 from __future__ import annotations
@@ -17,13 +20,14 @@ import torch
 from torch import nn
 
 from metantk_nas.data.store import open_split
-from metantk_nas.kernels import GroupedLinear
+from metantk_nas.kernels import GroupedLinear, ntk_condition, ntk_conditions
 from metantk_nas.kernels._gram import plan_chunks
 from metantk_nas.kernels.ntk import empirical_ntk, grouped_empirical_ntk
 from metantk_nas.search.config import SearchConfig
 from metantk_nas.search.engine import run_search
 from metantk_nas.search.measure import Measurer, Request
 from metantk_nas.search.trace import read_trace
+from metantk_nas.space.primitives import PRIMITIVES
 from metantk_nas.space.supernet import SearchSupernet, all_alive_mask
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -78,6 +82,46 @@ def test_grouped_ntk_equals_one_at_a_time(chunk_size: int | None) -> None:
         assert np.abs(a.theta - b.theta).max() <= TOLERANCE * np.abs(a.theta).max()
 
 
+def _search_masks() -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """A 2-op search's origin and candidates: every edge of one cell left with one live op (weight 1 there,
+    ½ in the origin), and an op removed from both cells."""
+    base = torch.zeros(9, 7, dtype=torch.bool)
+    base[:, [PRIMITIVES.index("sep_conv_3x3"), PRIMITIVES.index("max_pool_3x3BN")]] = True
+    out = [(base, base)]
+    for cell in (0, 1):
+        for edge in (0, 4, 8):
+            for op in ("sep_conv_3x3", "max_pool_3x3BN"):
+                masks = [base.clone(), base.clone()]
+                masks[cell][edge, PRIMITIVES.index(op)] = False
+                out.append((masks[0], masks[1]))
+    both = base.clone()
+    both[3, PRIMITIVES.index("sep_conv_3x3")] = False
+    return [*out, (both, both)]
+
+
+def test_grouped_ntk_is_one_at_a_time_in_float64_at_unstable_sizes() -> None:
+    """The batched and one-at-a-time paths compute the same function: in float64 they agree to 1e-12 at the
+    sizes where float32 rounding moves the condition numbers by up to 50 % (4 channels, 8×8, 5 cells: 2×2 maps,
+    one channel per GroupNorm group); one group through the grouped path is the one-at-a-time path bit for bit."""
+    torch.manual_seed(0)
+    net = SearchSupernet(C=4, n_cells=5, num_classes=6, norm="group").train()
+    masks = _search_masks()
+    images = [torch.randn(2, 3, 8, 8) for _ in masks]
+    net.set_group_masks(masks)
+    for m, x in zip(masks, images, strict=True):  # float32, one group: the same code, the same bits
+        net.set_masks(*m)
+        net.set_group_masks([m])
+        assert float(ntk_conditions(net, [x])[0].value) == float(ntk_condition(net, x, backend="gram").value)
+    net.double()
+    one = []
+    for m, x in zip(masks, images, strict=True):
+        net.set_masks(*m)
+        one.append(float(ntk_condition(net, x.double(), backend="gram").value))
+    net.set_group_masks(masks)
+    batched = [float(c.value) for c in ntk_conditions(net, [x.double() for x in images])]
+    assert _relative(one, batched) <= 1e-12
+
+
 @pytest.fixture(scope="module")
 def train(random_store: Path):
     return open_split(random_store, "train")
@@ -114,22 +158,26 @@ def test_automatic_k_fills_a_cpu_pass(train) -> None:
     assert loop.batch_groups() == 1
 
 
-#: The NTK at the CI miniature's sizes (stable to ~1e-7, see the module docstring), a 2-op search.
-TINY_SEARCH = dict(method="te-nas", channels=4, cells=5, resolution=8, ntk_images=2, repeats=1, region_batches=1,
-                   region_batch_size=10, ops=["sep_conv_3x3", "max_pool_3x3BN"], device="cpu")
+#: A 2-op te-nas search at numerically stable sizes (8 channels, 16×16, 2 cells: no map below 8×8; see the module
+#: docstring: at 4 channels, 8×8 and 5 cells float32 rounding alone moves a condition number by up to 50 %, on
+#: either path, while in float64 the two paths agree to 1e-15).
+STABLE_SEARCH = dict(method="te-nas", channels=8, cells=2, resolution=16, ntk_images=2, repeats=1, region_batches=1,
+                     region_batch_size=10, ops=["sep_conv_3x3", "max_pool_3x3BN"], device="cpu")
 
 
-@pytest.mark.xfail(reason="open: at these sizes the batched trace ΔC differs from one at a time by up to 2e-3 "
-                   "(e.g. 0.965 vs 0.967, same genotype); kernel-level values agree above; not yet explained", strict=False)
 @pytest.mark.parametrize("pairing", ["official", "paired"])
 def test_search_is_the_same_batched_and_one_at_a_time(random_store: Path, tmp_path: Path, pairing: str) -> None:
     outputs = {}
     for batch in (1, 8):
-        cfg = SearchConfig.from_dict({**TINY_SEARCH, "pairing": pairing, "batch_candidates": batch})
+        cfg = SearchConfig.from_dict({**STABLE_SEARCH, "pairing": pairing, "batch_candidates": batch})
         genotype = run_search(cfg, random_store, tmp_path / str(batch), progress=False)
         rows = read_trace(tmp_path / str(batch) / "trace.csv")
-        outputs[batch] = (genotype, [(r["delta_c"], r["delta_c_mean"], r["removed"]) for r in rows],
+        outputs[batch] = (genotype, [(r["stage"], r["round"], r["cell"], r["edge"], r["op"], r["removed"]) for r in rows],
+                          [float(r["delta_c"]) for r in rows],
                           [(float(r["cond_origin"]), float(r["cond_candidate"])) for r in rows])
-    (g1, d1, c1), (g8, d8, c8) = outputs[1], outputs[8]
-    assert g1 == g8 and d1 == d8
-    assert _relative([c for pair in c1 for c in pair], [c for pair in c8 for c in pair]) <= TOLERANCE
+    (g1, k1, d1, c1), (g8, k8, d8, c8) = outputs[1], outputs[8]
+    assert g1 == g8 and k1 == k8
+    # a search's later masks are less well conditioned than the kernel tests' (1.4e-4 measured, 2 cells)
+    assert _relative([c for pair in c1 for c in pair], [c for pair in c8 for c in pair]) <= 1e-3
+    # ΔC is rounded to 3 decimals per repeat: a 1e-6 difference may cross a rounding boundary (0.625 vs 0.624)
+    assert max(abs(a - b) for a, b in zip(d1, d8, strict=True)) <= 1.001e-3
