@@ -36,11 +36,28 @@ R_BASE = 1000 - sum(F.values())
 
 
 class ScriptedMeasurer:
-    """Stands in for ``metantk_nas.search.measure.Measurer``; records every call."""
+    """Stands in for ``metantk_nas.search.measure.Measurer``; records every call.
+
+    ``batch_groups`` kernel evaluations are asked for at once (``batch_candidates``; 0 here means 1): the
+    numbers depend only on each request's masks, so the removals must not depend on it."""
+
+    prefetch = False
 
     def __init__(self, cfg: SearchConfig, condition: str | None, train: Any, device: Any) -> None:
         self.condition = condition
         self.kernel_evaluations = self.region_evaluations = 0
+        self.groups = cfg.batch_candidates or 1
+
+    def batch_groups(self) -> int:
+        return self.groups
+
+    def prepare(self, requests: list) -> list:
+        return [data_key for _, data_key, _ in requests]
+
+    def condition_numbers(self, requests: list, prepared: list) -> list[float]:
+        assert len(requests) <= max(self.groups, 3)  # a block asks for one batch (paired: 3 origins or fewer)
+        assert prepared == [data_key for _, data_key, _ in requests]
+        return [self.condition_number(*request) for request in requests]
 
     def init_supernet(self, key: int) -> None:
         pass
@@ -115,11 +132,13 @@ EDGE_STAGE = {
 CANDIDATES = 54 + 36 + 14
 
 
+@pytest.mark.parametrize("batch", [1, 7])
 @pytest.mark.parametrize("pairing", ["official", "paired"])
 @pytest.mark.parametrize("edge_origin", ["stale", "fresh"])
-def test_scripted_removals(scripted: None, tmp_path: Path, pairing: str, edge_origin: str) -> None:
+def test_scripted_removals(scripted: None, tmp_path: Path, pairing: str, edge_origin: str, batch: int) -> None:
     cfg = SearchConfig.from_dict({"method": "metantk-nas", "ops": [SKIP, SEP, CONV], "repeats": 1, "cells": 2,
-                                  "pairing": pairing, "edge_origin": edge_origin, "device": "cpu"})
+                                  "pairing": pairing, "edge_origin": edge_origin, "device": "cpu",
+                                  "batch_candidates": batch})
     genotype = run_search(cfg, tmp_path, tmp_path / "out", tmp_path / "work", progress=False)
     search = json.loads((tmp_path / "out" / "search.json").read_text())
     assert _removed(search, "ops") == [ROUND_0, ROUND_1]

@@ -12,6 +12,8 @@ _EXPORTS = {
     "NTKResult": "ntk",
     "NtkBackend": "ntk",
     "empirical_ntk": "ntk",
+    "grouped_empirical_ntk": "ntk",
+    "GroupedLinear": "_gram",
     "TaskLayout": "metantk",
     "meta_ntk": "metantk",
     "ConditionNumber": "condition",
@@ -19,7 +21,9 @@ _EXPORTS = {
     "condition_number": "condition",
     "make_head": "score",
     "metantk_condition": "score",
+    "metantk_conditions": "score",
     "ntk_condition": "score",
+    "ntk_conditions": "score",
 }
 
 __all__ = sorted(_EXPORTS)

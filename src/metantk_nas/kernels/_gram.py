@@ -12,10 +12,17 @@ Which parameters enter the kernel is decided by the pass itself: a layer whose o
 receives a gradient (a removed op that did not run, the model's own classifier when a head is used)
 contributes nothing and is not counted, exactly like the executed-path rule of
 :func:`metantk_nas.kernels.ntk.default_parameters`.
+
+Grouped batches (candidate batching in the search): the batch may be ``n_groups`` equal groups of
+consecutive samples, each with its own kernel. Only the diagonal group blocks are formed: a layer's rows
+of a micro-batch holding m whole groups become m Grams in one batched product (never the (m·n)² Gram).
+Micro-batches either hold whole groups (:func:`plan_chunks` packs them) or part of one group (a group
+larger than a micro-batch is split, its rows kept until its last piece, as for one group).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from functools import partial
 
@@ -23,8 +30,37 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: One contiguous piece of a grouped batch: (group index, first sample within the group, samples).
+Piece = tuple[int, int, int]
+
+
+class GroupedLinear(nn.Module):
+    """A linear layer with one weight and bias per group of a grouped batch (e.g. each candidate's own head).
+
+    ``forward(x, groups)``: the samples of each piece ``(group, first, count)`` go through ``F.linear`` with
+    that group's weight and bias, exactly as an ``nn.Linear`` holding them would compute. Its per-sample
+    weight gradient is that of a linear layer (the group's own weight; other groups' weights get none), so
+    within a group the rows and the Gram equal those of the group's ``nn.Linear``.
+    """
+
+    def __init__(self, linears: Sequence[nn.Linear]) -> None:
+        super().__init__()
+        if not linears or len({(m.in_features, m.out_features) for m in linears}) != 1:
+            raise ValueError("GroupedLinear needs at least one nn.Linear, all of the same shape")
+        self.in_features, self.out_features = linears[0].in_features, linears[0].out_features
+        self.weight = nn.Parameter(torch.stack([m.weight.detach() for m in linears]))
+        self.bias = nn.Parameter(torch.stack([m.bias.detach() for m in linears]))
+
+    def forward(self, x: torch.Tensor, groups: Sequence[Piece]) -> torch.Tensor:
+        parts, start = [], 0
+        for group, _, count in groups:
+            parts.append(F.linear(x[start : start + count], self.weight[group], self.bias[group]))
+            start += count
+        return parts[0] if len(parts) == 1 else torch.cat(parts)
+
+
 #: Layers whose per-sample gradients have a closed form here.
-SUPPORTED = (nn.Conv2d, nn.Linear)
+SUPPORTED = (nn.Conv2d, nn.Linear, GroupedLinear)
 
 #: Normalisation layers: their affine parameters never enter the kernel (official ``params_types='w'``).
 NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm, nn.LocalResponseNorm)
@@ -133,6 +169,12 @@ def _linear_rows(linear: nn.Linear, act: torch.Tensor, grad_out: torch.Tensor, a
     return rows
 
 
+def _row_numel(module: nn.Module, attr: str) -> int:
+    """Columns of one per-sample row of ``module.attr`` (a grouped layer: one group's parameter)."""
+    value = getattr(module, attr)
+    return value[0].numel() if isinstance(module, GroupedLinear) else value.numel()
+
+
 def _layer_rows(module: nn.Module, act: torch.Tensor, grad_out: torch.Tensor, attrs: Sequence[str]) -> _AttrRows:
     if isinstance(module, nn.Conv2d):
         return _conv_rows(module, act, grad_out, attrs)
@@ -148,7 +190,7 @@ class _Layer:
         self.reached = False  # a gradient arrived: the layer is on the path to the output
         self.current: _AttrRows | None = None  # rows of this pass, summed over calls
         self.passes: list[_AttrRows | torch.Tensor | None] = []  # per finished pass: rows, a deferred grad_output, or nothing
-        self.numel = sum(getattr(module, a).numel() for a in attrs)
+        self.numel = sum(_row_numel(module, a) for a in attrs)
 
     def forward_hook(self, module: nn.Module, args: tuple, output: torch.Tensor) -> None:
         if not torch.is_grad_enabled():
@@ -191,59 +233,105 @@ class _Layer:
             return
         self.passes.append(self.current)
         self.current = None
-        if len(self.passes) < self.acc.n_passes or all(p is None for p in self.passes):
+        if len(self.passes) < self.acc.n_passes:
+            return
+        passes, self.passes = self.passes, []  # this micro-batch's; the next may reach the layer when this did not
+        if all(p is None for p in passes):
             return
         act = self.calls[0][0]
         per_pass = [_layer_rows(self.module, act, p, self.attrs) if isinstance(p, torch.Tensor) else p
-                    for p in self.passes]
+                    for p in passes]
         shapes = next(p for p in per_pass if p is not None)
         per_pass = [p if p is not None else {a: torch.zeros_like(r) for a, r in shapes.items()} for p in per_pass]
         n = act.shape[0]
         self.acc.add(self, {a: torch.stack([p[a] for p in per_pass], 1).reshape(n * len(per_pass), -1) for a in shapes})
-        self.passes, self.calls = [], []
+        self.calls = []
 
 
 class _Accumulator:
-    """float64 kernels, fed one layer's float32 Gram at a time.
+    """float64 kernels of every group, fed one layer's float32 rows at a time.
 
-    With micro-batches (``keep_rows``) a layer's rows of every micro-batch are kept until the last one has
-    run, because its Gram pairs samples of different micro-batches; :meth:`finish` then adds them.
+    A micro-batch of whole groups turns each layer's rows into the groups' Grams at once (one batched
+    product for several groups). A micro-batch holding part of one group keeps that layer's rows until the
+    group's last piece has run, because its Gram pairs samples of different micro-batches.
     """
 
-    def __init__(self, n_samples: int, with_last: bool, device: torch.device, keep_rows: bool = False):
-        self.n_samples, self.with_last, self.device, self.keep_rows = n_samples, with_last, device, keep_rows
+    def __init__(self, n_groups: int, group_size: int, with_last: bool, device: torch.device):
+        self.n_groups, self.group_size, self.with_last, self.device = n_groups, group_size, with_last, device
         self.n_passes = 0
         self.theta = self.last = None
+        self.pieces: Sequence[Piece] = ()
         self.kept: dict[tuple[_Layer, str], list[torch.Tensor]] = {}
 
     def start(self, n_out: int) -> int:
-        """Allocate the (n·k)² kernels once the forward has shown k; returns the number of backward passes."""
+        """Allocate the groups' (n·k)² kernels once the forward has shown k; returns the number of backward passes."""
         self.n_passes = n_out
-        n_rows = self.n_samples * n_out
-        self.theta = torch.zeros(n_rows, n_rows, dtype=torch.float64, device=self.device)
+        n_rows = self.group_size * n_out
+        self.theta = torch.zeros(self.n_groups, n_rows, n_rows, dtype=torch.float64, device=self.device)
         self.last = torch.zeros_like(self.theta) if self.with_last else None
         return n_out
 
-    def add(self, layer: _Layer, rows: _AttrRows) -> None:
-        for attr, block in rows.items():
-            if self.keep_rows:
-                self.kept.setdefault((layer, attr), []).append(block)
-            else:
-                self._add_gram(layer, attr, block)
+    def begin_chunk(self, pieces: Sequence[Piece]) -> None:
+        self.pieces = pieces
 
-    def finish(self) -> None:
+    def _whole_groups(self) -> bool:
+        return all(first == 0 and count == self.group_size for _, first, count in self.pieces)
+
+    def add(self, layer: _Layer, rows: _AttrRows) -> None:
+        if not self._whole_groups():
+            for attr, block in rows.items():
+                self.kept.setdefault((layer, attr), []).append(block)
+            return
+        first_group, m = self.pieces[0][0], len(self.pieces)
+        for attr, block in rows.items():
+            if m == 1:
+                grams = (block @ block.T).unsqueeze(0)
+            else:
+                blocks = block.reshape(m, -1, block.shape[-1])
+                grams = torch.bmm(blocks, blocks.transpose(1, 2))
+            self._add_grams(layer, attr, first_group, grams)
+
+    def end_chunk(self) -> None:
+        """After a micro-batch: a split group whose last piece ran gets its kept rows' Grams."""
+        if self._whole_groups():
+            return
+        ((group, first, count),) = self.pieces
+        if first + count < self.group_size:
+            return
         for (layer, attr), blocks in self.kept.items():
             block = torch.cat(blocks)
-            if block.shape[0] != self.theta.shape[0]:
+            if block.shape[0] != self.theta.shape[1]:
                 raise RuntimeError(f"gram backend: {layer.name!r} was reached by only some micro-batches")
-            self._add_gram(layer, attr, block)
+            self._add_grams(layer, attr, group, (block @ block.T).unsqueeze(0))
         self.kept = {}
 
-    def _add_gram(self, layer: _Layer, attr: str, block: torch.Tensor) -> None:
-        gram = block @ block.T
-        self.theta += gram
+    def _add_grams(self, layer: _Layer, attr: str, first_group: int, grams: torch.Tensor) -> None:
+        stop = first_group + grams.shape[0]
+        self.theta[first_group:stop] += grams
         if layer.last and attr == "weight":
-            self.last += gram
+            self.last[first_group:stop] += grams
+
+
+def plan_chunks(n_groups: int, group_size: int, chunk_size: int, pack: int = 1) -> list[list[Piece]]:
+    """Micro-batches of a batch of ``n_groups`` equal groups, each a list of pieces ``(group, first, count)``.
+
+    A group larger than ``chunk_size`` is split into pieces of ``chunk_size`` samples (the last may be
+    smaller), one micro-batch each. Otherwise whole groups are packed, at most ``pack`` per micro-batch,
+    balanced (10 groups with ``pack`` 4 → 4 + 3 + 3).
+    """
+    if min(n_groups, group_size, chunk_size, pack) < 1:
+        raise ValueError(f"n_groups, group_size, chunk_size and pack must be >= 1, got "
+                         f"{n_groups}, {group_size}, {chunk_size}, {pack}")
+    if chunk_size < group_size:
+        return [[(group, first, min(chunk_size, group_size - first))]
+                for group in range(n_groups) for first in range(0, group_size, chunk_size)]
+    n_chunks = math.ceil(n_groups / pack)
+    plan, group = [], 0
+    for index in range(n_chunks):
+        size = n_groups // n_chunks + (index < n_groups % n_chunks)
+        plan.append([(g, 0, group_size) for g in range(group, group + size)])
+        group += size
+    return plan
 
 
 def _unsupported_hook(name: str, module: nn.Module, args: tuple, output) -> None:
@@ -297,12 +385,30 @@ def gram_kernel(net: nn.Module, inputs: torch.Tensor, params: Sequence[nn.Parame
 
     ``chunk_size`` runs the batch as micro-batches of that many samples (same kernel): activation memory
     falls with the micro-batch, at the price of keeping every layer's rows (R × P floats) until the end."""
+    n = inputs.shape[0]
+    plan = plan_chunks(1, n, chunk_size or n)
+    theta, last, count, n_out = grouped_gram_kernel(net, inputs, 1, params, output, last_module, plan, grouped=False)
+    return theta[0], None if last is None else last[0], count, n_out
+
+
+def grouped_gram_kernel(net: nn.Module, inputs: torch.Tensor, n_groups: int, params: Sequence[nn.Parameter] | None,
+                        output: str, last_module: nn.Module | None, plan: Sequence[Sequence[Piece]],
+                        grouped: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, int, int]:
+    """:func:`gram_kernel` of a batch of ``n_groups`` equal groups of consecutive samples, each its own kernel.
+
+    Returns (G, R, R) float64 Θ and last-layer kernels (the diagonal group blocks only), the number of scalar
+    parameters reached by some group, and the outputs per sample. ``plan``: the micro-batches
+    (:func:`plan_chunks`); with ``grouped`` each runs as ``net(x, pieces)`` (the network picks each piece's
+    masks and head), else as ``net(x)``.
+    """
+    if inputs.shape[0] % n_groups:
+        raise ValueError(f"{inputs.shape[0]} samples do not split into {n_groups} equal groups")
+    group_size = inputs.shape[0] // n_groups
     targets = _targets(net, params)
     with_last = last_module is not None and "weight" in next(
         (attrs for m, attrs in targets.values() if m is last_module), ()
     )
-    chunks = inputs.split(chunk_size) if chunk_size else (inputs,)
-    acc = _Accumulator(inputs.shape[0], with_last, inputs.device, keep_rows=len(chunks) > 1)
+    acc = _Accumulator(n_groups, group_size, with_last, inputs.device)
     layers = [_Layer(name, m, attrs, m is last_module, acc) for name, (m, attrs) in targets.items()]
     flags = [(p, p.requires_grad) for p in net.parameters()]
     handles = []
@@ -314,12 +420,15 @@ def gram_kernel(net: nn.Module, inputs: torch.Tensor, params: Sequence[nn.Parame
                 handles.append(layer.module.register_forward_hook(layer.forward_hook))
             else:
                 handles.append(layer.module.register_forward_hook(partial(_unsupported_hook, layer.name)))
-        for chunk in chunks:
+        for pieces in plan:
+            start = pieces[0][0] * group_size + pieces[0][1]
+            stop = start + sum(count for _, _, count in pieces)
+            acc.begin_chunk(pieces)
             for layer in layers:
                 layer.start_chunk()
-            x = chunk.detach().requires_grad_(True)
+            x = inputs[start:stop].detach().requires_grad_(True)
             with torch.enable_grad():
-                logits = net(x)
+                logits = net(x, pieces) if grouped else net(x)
                 n_out = 1 if output == "sum" else logits.shape[-1]
                 n_passes = acc.start(n_out) if acc.theta is None else n_out
                 for c in range(n_passes):
@@ -327,7 +436,7 @@ def gram_kernel(net: nn.Module, inputs: torch.Tensor, params: Sequence[nn.Parame
                     torch.autograd.grad(target, x, retain_graph=c + 1 < n_passes)
                     for layer in layers:
                         layer.end_pass()
-        acc.finish()
+            acc.end_chunk()
     finally:
         for handle in handles:
             handle.remove()

@@ -23,7 +23,7 @@ KERNELS: dict[str, tuple[str, str | None]] = {
 }
 #: SearchConfig keys that are not about one measurement (no flag here; a --config file may still hold them).
 _SEARCH_ONLY = ("method", "kernel", "genotype", "repeats", "delta", "precision", "pairing", "edge_origin",
-                "region_batches", "region_batch_size")
+                "region_batches", "region_batch_size", "batch_candidates")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

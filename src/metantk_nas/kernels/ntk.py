@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from metantk_nas.kernels._gram import NORM_TYPES, gram_kernel
+from metantk_nas.kernels._gram import NORM_TYPES, GroupedLinear, Piece, gram_kernel, grouped_gram_kernel, plan_chunks
 
 OUTPUTS = ("sum", "logits")
 
@@ -94,6 +94,11 @@ GRAM_CPU_CHUNK_PIXELS = 2 * 84 * 84
 #: micro-batches of 10 took 57 s at 10 GiB against 45 s at 6.8 GiB in one batch.
 GRAM_CPU_MIN_LOGITS_IMAGE_PIXELS = 64 * 64
 
+#: Grouped batches on a CPU (candidate batching): whole groups are packed into one micro-batch up to this
+#: many input pixels, the budget of one micro-batch of one group (at the CI miniature, 10 images of 8×8 per
+#: group: 22 groups, 6× faster per candidate than one at a time; ``benchmarks/candidate_batching.py``).
+GRAM_CPU_PACK_PIXELS = GRAM_CPU_CHUNK_PIXELS
+
 
 @dataclass(frozen=True)
 class NTKResult:
@@ -125,9 +130,14 @@ class _Outputs(nn.Module):
         self.model = model
         self.head = head
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        features = self.model.forward_features(x)
-        return self.head(features) if self.head is not None else self.model.forward_head(features)
+    def forward(self, x: torch.Tensor, groups: Sequence[Piece] | None = None) -> torch.Tensor:
+        if groups is None:
+            features = self.model.forward_features(x)
+            return self.head(features) if self.head is not None else self.model.forward_head(features)
+        features = self.model.forward_features(x, groups=groups)  # each piece with its group's masks
+        if self.head is None:
+            return self.model.forward_head(features)
+        return self.head(features, groups) if isinstance(self.head, GroupedLinear) else self.head(features)
 
 
 def _reduce(logits: torch.Tensor, output: str) -> torch.Tensor:
@@ -325,6 +335,77 @@ def _default_chunk(x: torch.Tensor, backend: NtkBackend, output: str) -> int:
     return math.ceil(n / math.ceil(n / largest))
 
 
+def cpu_groups_per_pass(group_pixels: int) -> int:
+    """Whole groups of ``group_pixels`` input pixels that fit one CPU micro-batch (:data:`GRAM_CPU_PACK_PIXELS`)."""
+    return max(1, GRAM_CPU_PACK_PIXELS // max(group_pixels, 1))
+
+
+def default_pack(group: torch.Tensor, n_groups: int) -> int:
+    """Whole groups per micro-batch of a grouped batch (``group``: one group's inputs).
+
+    CPU: :func:`cpu_groups_per_pass`. GPU: all of them (the caller sizes the batch to the free memory).
+    """
+    if group.device.type != "cpu":
+        return n_groups
+    return min(n_groups, cpu_groups_per_pass(group.shape[0] * max(math.prod(group.shape[2:]), 1)))
+
+
+def _prepare_inputs(model: nn.Module, inputs: torch.Tensor, head: nn.Module | None, output: str,
+                    chunk_size: int | None, channels_last: bool) -> tuple[_Outputs, torch.Tensor]:
+    if output not in OUTPUTS:
+        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    if inputs.dim() < 2 or inputs.shape[0] < 1:
+        raise ValueError(f"inputs must be a non-empty batch (n, ...), got shape {tuple(inputs.shape)}")
+    if chunk_size is not None and chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    net = _Outputs(model, head)
+    _check_batch_independent(net)
+    if inputs.dim() == 4:  # channels_last roughly halves CPU conv time at 84×84 (measured-here.md)
+        inputs = inputs.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    return net, inputs
+
+
+def _result(theta: torch.Tensor, last: torch.Tensor | None, count: int, n_out: int) -> NTKResult:
+    return NTKResult(theta=theta.cpu().numpy(), last_layer=None if last is None else last.cpu().numpy(),
+                     n_outputs=n_out, param_count=count)
+
+
+def grouped_empirical_ntk(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    n_groups: int,
+    *,
+    head: nn.Module | None = None,
+    output: str = "sum",
+    chunk_size: int | None = None,
+    pack: int | None = None,
+    channels_last: bool = True,
+) -> list[NTKResult]:
+    """The empirical NTKs of a batch grouped by candidate, one per group (the ``gram`` backend).
+
+    ``inputs`` holds ``n_groups`` equal groups of consecutive samples. Group ``g`` runs with the model's
+    group masks ``g`` (``model.forward_features(x, groups=pieces)``, e.g.
+    :meth:`~metantk_nas.space.SearchSupernet.set_group_masks`) and, with a
+    :class:`~metantk_nas.kernels._gram.GroupedLinear` head, with its head ``g`` (a plain ``nn.Linear`` head,
+    or none, is shared). Each result equals :func:`empirical_ntk` of that group alone with its masks and head
+    (up to float rounding: the batch size changes the convolution kernels' blocking); ``param_count`` counts
+    the parameters reached by any group.
+
+    Args:
+        chunk_size: samples per micro-batch of a group larger than that (default as :func:`empirical_ntk` for
+            one group's inputs).
+        pack: whole groups per micro-batch (default :func:`default_pack`).
+    """
+    if n_groups < 1 or inputs.shape[0] % n_groups:
+        raise ValueError(f"{inputs.shape[0]} inputs do not split into {n_groups} equal groups")
+    net, inputs = _prepare_inputs(model, inputs, head, output, chunk_size, channels_last)
+    group = inputs[: inputs.shape[0] // n_groups]
+    chunk_size = chunk_size or _default_chunk(group, NtkBackend.GRAM, output)
+    plan = plan_chunks(n_groups, group.shape[0], chunk_size, pack or default_pack(group, n_groups))
+    theta, last, count, n_out = grouped_gram_kernel(net, inputs, n_groups, None, output, net.head, plan)
+    return [_result(theta[g], None if last is None else last[g], count, n_out) for g in range(n_groups)]
+
+
 def empirical_ntk(
     model: nn.Module,
     inputs: torch.Tensor,
@@ -360,28 +441,16 @@ def empirical_ntk(
         :class:`NTKResult` with float64 ``theta`` and ``last_layer`` (head weight only; for ``"sum"`` this is
         k × the Gram matrix of the features, official §2.3 item 6).
     """
-    if output not in OUTPUTS:
-        raise ValueError(f"output must be one of {OUTPUTS}, got {output!r}")
+    choice = resolve_backend(backend)
+    net, inputs = _prepare_inputs(model, inputs, head, output, chunk_size, channels_last)
+    chunk_size = chunk_size or _default_chunk(inputs, choice, output)
+    return _result(*_BACKENDS[choice](net, inputs, params, output, chunk_size))
+
+
+def resolve_backend(backend: str | NtkBackend) -> NtkBackend:
+    """The backend a name selects (``auto`` → :data:`DEFAULT_BACKEND`); unknown names raise ``ValueError``."""
     try:
         choice = NtkBackend(backend)
     except ValueError:
         raise ValueError(f"backend must be one of {[b.value for b in NtkBackend]}, got {backend!r}") from None
-    if choice is NtkBackend.AUTO:
-        choice = DEFAULT_BACKEND
-    if inputs.dim() < 2 or inputs.shape[0] < 1:
-        raise ValueError(f"inputs must be a non-empty batch (n, ...), got shape {tuple(inputs.shape)}")
-    if chunk_size is not None and chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
-    net = _Outputs(model, head)
-    _check_batch_independent(net)
-    if inputs.dim() == 4:  # channels_last roughly halves CPU conv time at 84×84 (measured-here.md)
-        inputs = inputs.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-
-    chunk_size = chunk_size or _default_chunk(inputs, choice, output)
-    theta, last, count, n_out = _BACKENDS[choice](net, inputs, params, output, chunk_size)
-    return NTKResult(
-        theta=theta.cpu().numpy(),
-        last_layer=None if last is None else last.cpu().numpy(),
-        n_outputs=n_out,
-        param_count=count,
-    )
+    return DEFAULT_BACKEND if choice is NtkBackend.AUTO else choice

@@ -61,6 +61,11 @@ class SearchConfig(Options):
     region_batches: int = option(3, "linear-region batches per measurement", minimum=1)
     region_batch_size: int = option(1000, "1×3×3 inputs per linear-region batch", minimum=2)
     backend: str = option("auto", "per-sample-gradient backend (auto = gram)", choices=BACKENDS)
+    batch_candidates: int = option(0, "kernel evaluations (origin or candidate masks) scored in one batched "
+                                   "supernet pass: 0 = automatic (CPU: the groups that fit one micro-batch, at "
+                                   "most 64; GPU: from the free memory), 1 = one at a time; the values equal "
+                                   "one at a time up to float rounding (gram backend; the other backends score "
+                                   "one at a time)", minimum=0, workflow=False)
     device: str = option("auto", "auto | cpu | cuda[:N]", workflow=False)
 
     def check(self) -> None:

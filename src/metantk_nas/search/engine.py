@@ -26,6 +26,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,18 +161,31 @@ def _mean(values: list[float]) -> float:
     return sum(values) / len(values)
 
 
+class _Later:
+    """A deferred call with a future's ``result()`` (no background thread)."""
+
+    def __init__(self, fn: Callable[..., Any], *args: Any) -> None:
+        self.fn, self.args = fn, args
+
+    def result(self) -> Any:
+        return self.fn(*self.args)
+
+
 class _Scorer:
-    """Measures ΔC and ΔR of candidate masks against origin masks, in either pairing mode."""
+    """Measures ΔC and ΔR of candidate masks against origin masks, in either pairing mode.
+
+    Kernel evaluations are batched (``measurer.batch_groups()`` masks per batched pass): the candidates go
+    in blocks whose evaluations — origin and candidate per repeat (official), or the candidate per repeat
+    after the round's origins (paired) — fill one pass; then each candidate's region counts, in order. Every
+    evaluation draws its inputs from the same keys as one at a time, so the results do not depend on the
+    block size. With ``measurer.prefetch`` the next block's inputs are built in a background thread while
+    the current block computes (a GPU node: host data preparation overlaps the GPU work).
+    """
 
     def __init__(self, cfg: SearchConfig, measurer: Any, tick: Callable[[Candidate], None]) -> None:
         self.cfg = cfg
         self.measurer = measurer
         self.tick = tick
-
-    def _cond(self, masks: dict[str, Any], data_key: int, head_key: int) -> float | None:
-        if self.measurer.condition is None:
-            return None
-        return self.measurer.condition_number(masks, data_key, head_key)
 
     def _measure(self, c0: float | None, c1: float | None, r0: int, r1: int) -> Measurement:
         cfg = self.cfg
@@ -183,32 +197,82 @@ class _Scorer:
         """Per candidate, one :class:`Measurement` per repeat."""
         cfg, m = self.cfg, self.measurer
         base = (cfg.seed, *unit)
-        results: list[list[Measurement]] = []
-        if cfg.pairing == "paired":
+        repeats = range(cfg.repeats)
+        kernels = m.condition is not None
+        paired = cfg.pairing == "paired"
+        if paired:
             m.init_thin(derive_seed(*base, "thin"))
-            origin = []
-            for r in range(cfg.repeats):
-                data, head = derive_seed(*base, "data", r), derive_seed(*base, "head", r)
-                inputs = m.region_inputs(data)
-                origin.append((data, head, inputs, self._cond(cond_origin, data, head), m.regions(region_origin, inputs)))
-            for candidate, masks in zip(candidates, candidate_masks, strict=True):
-                results.append([
-                    self._measure(c0, self._cond(masks, data, head), r0, m.regions(masks, inputs))
-                    for data, head, inputs, c0, r0 in origin
-                ])
-                self.tick(candidate)
-            return results
-        for index, (candidate, masks) in enumerate(zip(candidates, candidate_masks, strict=True)):
-            m.init_thin(derive_seed(*base, "thin", index))
-            repeats = []
-            for r in range(cfg.repeats):
+            keys = [(derive_seed(*base, "data", r), derive_seed(*base, "head", r)) for r in repeats]
+            shared_inputs = [m.region_inputs(data) for data, _ in keys]
+            origin_regions = [m.regions(region_origin, inputs) for inputs in shared_inputs]
+            origin_requests = [(cond_origin, data, head) for data, head in keys] if kernels else []
+        else:
+            origin_requests = []
+
+        def requests(index: int) -> list[tuple]:
+            """The kernel evaluations of candidate ``index``, in the one-at-a-time order."""
+            if not kernels:
+                return []
+            masks = candidate_masks[index]
+            if paired:
+                return [(masks, data, head) for data, head in keys]
+            out = []
+            for r in repeats:
                 data = derive_seed(*base, "data", index, r)
-                inputs = m.region_inputs(data)
-                c0 = self._cond(cond_origin, data, derive_seed(*base, "head", index, r, "origin"))
-                c1 = self._cond(masks, data, derive_seed(*base, "head", index, r, "candidate"))
-                repeats.append(self._measure(c0, c1, m.regions(region_origin, inputs), m.regions(masks, inputs)))
-            results.append(repeats)
-            self.tick(candidate)
+                out += [(cond_origin, data, derive_seed(*base, "head", index, r, "origin")),
+                        (masks, data, derive_seed(*base, "head", index, r, "candidate"))]
+            return out
+
+        per_candidate = (1 if paired else 2) * cfg.repeats if kernels else 0
+
+        def block_from(start: int) -> range:
+            extra = len(origin_requests) if start == 0 else 0
+            size = max(1, (m.batch_groups() - extra) // max(per_candidate, 1))
+            return range(start, min(start + size, len(candidates)))
+
+        def prepare(block: range) -> tuple[list, Any, dict]:
+            wanted = (origin_requests if block.start == 0 else []) + [r for i in block for r in requests(i)]
+            inputs = m.prepare(wanted) if wanted else None
+            regions = {} if paired else {(i, r): m.region_inputs(derive_seed(*base, "data", i, r))
+                                         for i in block for r in repeats}
+            return wanted, inputs, regions
+
+        results: list[list[Measurement]] = []
+        origin_conds: list[float] = []
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="search-prefetch") if m.prefetch else None
+        try:
+            block = block_from(0)
+            job = pool.submit(prepare, block) if pool else _Later(prepare, block)
+            while block:
+                wanted, inputs, regions = job.result()
+                following = block_from(block.stop) if block.stop < len(candidates) else None
+                if following:  # built while this block's kernels run
+                    job = pool.submit(prepare, following) if pool else _Later(prepare, following)
+                conds = m.condition_numbers(wanted, inputs) if wanted else []
+                if paired and block.start == 0:
+                    origin_conds, conds = conds[:len(origin_requests)], conds[len(origin_requests):]
+                for offset, index in enumerate(block):
+                    mine = conds[offset * per_candidate:(offset + 1) * per_candidate]
+                    masks = candidate_masks[index]
+                    if paired:
+                        results.append([
+                            self._measure(origin_conds[r] if kernels else None, mine[r] if kernels else None,
+                                          origin_regions[r], m.regions(masks, shared_inputs[r]))
+                            for r in repeats
+                        ])
+                    else:
+                        m.init_thin(derive_seed(*base, "thin", index))
+                        results.append([
+                            self._measure(mine[2 * r] if kernels else None, mine[2 * r + 1] if kernels else None,
+                                          m.regions(region_origin, regions[index, r]),
+                                          m.regions(masks, regions[index, r]))
+                            for r in repeats
+                        ])
+                    self.tick(candidates[index])
+                block = following
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
         return results
 
 
@@ -336,6 +400,15 @@ def default_work_dir(out_dir: str | os.PathLike) -> Path:
     return out.parent / ".work" / out.name
 
 
+#: Settings that change how fast a search runs, never what it finds: a state saved with other values resumes.
+SPEED_ONLY_KEYS = ("batch_candidates",)
+
+
+def _state_config(cfg: SearchConfig) -> dict[str, Any]:
+    """The settings a saved round state must match to be resumed."""
+    return {key: value for key, value in cfg.to_dict().items() if key not in SPEED_ONLY_KEYS}
+
+
 def _dataset_fingerprint(train: Any, dataset_dir: Path) -> dict[str, Any]:
     return {"name": dataset_dir.resolve().name, "train_files": train.manifest.get("files"),
             "train_counts": train.manifest.get("counts")}
@@ -398,8 +471,9 @@ def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Pat
     train = open_split(dataset_dir, "train")
     work = Path(work_dir) if work_dir is not None else default_work_dir(out)
     fingerprint = _dataset_fingerprint(train, dataset_dir)
-    state = load_state(work, cfg.to_dict(), fingerprint) or SearchState(
-        config=cfg.to_dict(), dataset=fingerprint, masks=_masks_to_lists(initial_masks(cfg.ops)))
+    identity = _state_config(cfg)
+    state = load_state(work, identity, fingerprint) or SearchState(
+        config=identity, dataset=fingerprint, masks=_masks_to_lists(initial_masks(cfg.ops)))
     if state.sessions:
         print(f"resuming from {work} after {state.op_rounds} finished pruning rounds", file=sys.stderr, flush=True)
     state.sessions += 1

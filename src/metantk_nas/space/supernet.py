@@ -5,11 +5,20 @@ that type. :meth:`SearchSupernet.set_masks` only swaps the masks, so one instanc
 number of candidate masks; ops that are removed are never executed (their gradients stay
 ``None``), an alive op on an edge with ``k`` alive ops gets weight exactly ``1/k``, and an edge
 with no alive op contributes exactly zero.
+
+Candidate batching (:meth:`SearchSupernet.set_group_masks`): one forward can evaluate a batch grouped by
+candidate, consecutive blocks of samples each with its own masks. Each op then carries a per-sample weight,
+``1/k`` for the samples of a group where it is alive on that edge (``k`` alive ops there) and exactly ``0``
+where it is not; an op dead in every group of the batch is not executed at all. A zero weight makes the
+op's output, and every gradient inside the op, exactly zero for those samples, so each group's outputs and
+per-sample gradients are those of a separate forward with that group's masks (up to float rounding from
+the batch size).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -20,6 +29,19 @@ from metantk_nas.space.primitives import EDGES, MASK_SHAPE, PRIMITIVES, STEPS
 from metantk_nas.space.skeleton import cell_plan
 
 AliveOps = tuple[tuple[int, ...], ...]
+#: One contiguous piece of a grouped batch: (group index, first sample within the group, samples).
+Piece = tuple[int, int, int]
+
+
+@dataclass(frozen=True)
+class WeightedOps:
+    """The ops of one edge in a batch grouped by candidate: ``(op index, weight)`` in op order.
+
+    A weight is a float when every sample gives the op the same weight, else an (n, 1, 1, 1) tensor
+    (``1/k`` of the sample's group, or 0 where the op is dead in it).
+    """
+
+    terms: tuple[tuple[int, float | torch.Tensor], ...]
 
 
 def layer_plan(n_cells: int) -> list[tuple[int, bool]]:
@@ -53,7 +75,8 @@ def _alive_ops(mask: torch.Tensor) -> AliveOps:
 
 
 class MixedEdge(nn.Module):
-    """All 7 ops of one edge; ``forward(x, alive)`` averages the alive ones (uniform 1/k weights)."""
+    """All 7 ops of one edge; ``forward(x, alive)`` averages the alive ones (uniform 1/k weights), or takes
+    per-sample weights (:class:`WeightedOps`, a batch grouped by candidate)."""
 
     def __init__(self, C: int, stride: int, norm: str) -> None:
         super().__init__()
@@ -61,14 +84,18 @@ class MixedEdge(nn.Module):
         self.ops = nn.ModuleList(create_op(name, C, stride, affine=True, norm=norm) for name in PRIMITIVES)
         self.C = C
 
-    def forward(self, x: torch.Tensor, alive: Sequence[int]) -> torch.Tensor:
-        if not alive:
+    def forward(self, x: torch.Tensor, alive: Sequence[int] | WeightedOps) -> torch.Tensor:
+        if isinstance(alive, WeightedOps):
+            terms = alive.terms
+        else:
+            terms = tuple((index, 1.0 / len(alive)) for index in alive)
+        if not terms:
             height = -(-x.shape[2] // self.stride)
             width = -(-x.shape[3] // self.stride)
             return x.new_zeros((x.shape[0], self.C, height, width))
-        weight = 1.0 / len(alive)
-        out = weight * self.ops[alive[0]](x)
-        for index in alive[1:]:
+        index, weight = terms[0]
+        out = weight * self.ops[index](x)
+        for index, weight in terms[1:]:
             out = out + weight * self.ops[index](x)
         return out
 
@@ -88,7 +115,8 @@ class SearchCell(nn.Module):
             MixedEdge(C, 2 if reduction and source < 2 else 1, norm) for _, source in EDGES
         )
 
-    def forward(self, s0: torch.Tensor, s1: torch.Tensor, alive: AliveOps) -> torch.Tensor:
+    def forward(self, s0: torch.Tensor, s1: torch.Tensor,
+                alive: Sequence[Sequence[int] | WeightedOps]) -> torch.Tensor:
         states = [self.preprocess0(s0), self.preprocess1(s1)]
         for node in range(2, 2 + STEPS):
             total = None
@@ -150,6 +178,7 @@ class SearchSupernet(nn.Module):
         self.register_buffer("mask_normal", all_alive_mask())
         self.register_buffer("mask_reduce", all_alive_mask())
         self._alive = {False: _alive_ops(self.mask_normal), True: _alive_ops(self.mask_reduce)}
+        self._group_alive: list[dict[bool, AliveOps]] = []
 
     def set_masks(self, normal: torch.Tensor, reduce: torch.Tensor) -> None:
         """Switch to new (9, 7) bool masks (True = alive) without rebuilding any module."""
@@ -158,6 +187,39 @@ class SearchSupernet(nn.Module):
         self.mask_normal.copy_(normal)
         self.mask_reduce.copy_(reduce)
         self._alive = {False: _alive_ops(normal), True: _alive_ops(reduce)}
+
+    def set_group_masks(self, masks: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """Masks of the groups of a batch grouped by candidate: group ``g`` uses ``masks[g]`` = (normal, reduce).
+
+        Used by ``forward_features(x, groups=...)`` only; the plain forward keeps :meth:`set_masks`' masks.
+        """
+        self._group_alive = [
+            {False: _alive_ops(_check_mask("normal", normal)), True: _alive_ops(_check_mask("reduce", reduce))}
+            for normal, reduce in masks
+        ]
+
+    def _group_plan(self, pieces: Sequence[Piece], device: torch.device) -> dict[bool, list]:
+        """Per cell type and edge: the alive tuple shared by every piece, or the ops' per-sample weights."""
+        plan: dict[bool, list] = {}
+        counts = torch.tensor([count for _, _, count in pieces], device=device)
+        for reduction in (False, True):
+            edges: list = []
+            for edge in range(len(EDGES)):
+                alive = [self._group_alive[group][reduction][edge] for group, _, _ in pieces]
+                if all(ops == alive[0] for ops in alive):
+                    edges.append(alive[0])
+                    continue
+                terms = []
+                for op in sorted(set().union(*alive)):
+                    weights = [1.0 / len(ops) if op in ops else 0.0 for ops in alive]
+                    if all(w == weights[0] for w in weights):
+                        terms.append((op, weights[0]))
+                    else:
+                        per_sample = torch.tensor(weights, device=device).repeat_interleave(counts)
+                        terms.append((op, per_sample.view(-1, 1, 1, 1)))
+                edges.append(WeightedOps(tuple(terms)))
+            plan[reduction] = edges
+        return plan
 
     def _load_from_state_dict(self, *args, **kwargs) -> None:  # keep the op lists in sync with loaded masks
         super()._load_from_state_dict(*args, **kwargs)
@@ -168,11 +230,22 @@ class SearchSupernet(nn.Module):
         """Copies of the current (normal, reduce) masks."""
         return self.mask_normal.detach().cpu().clone(), self.mask_reduce.detach().cpu().clone()
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """lastact norm + ReLU → global average pool → flatten."""
+    def forward_features(self, x: torch.Tensor, groups: Sequence[Piece] | None = None) -> torch.Tensor:
+        """lastact norm + ReLU → global average pool → flatten.
+
+        ``groups``: ``x`` is a batch grouped by candidate, consecutive pieces ``(group, first, count)`` whose
+        samples use the masks of ``group`` (:meth:`set_group_masks`); the counts sum to ``len(x)``.
+        """
+        alive = self._alive
+        if groups is not None:
+            if sum(count for _, _, count in groups) != x.shape[0]:
+                raise ValueError(f"groups cover {sum(c for _, _, c in groups)} samples, the batch has {x.shape[0]}")
+            if any(not 0 <= group < len(self._group_alive) for group, _, _ in groups):
+                raise ValueError(f"groups name a group without masks ({len(self._group_alive)} set)")
+            alive = self._group_plan(groups, x.device)
         s0 = s1 = self.stem(x)
         for cell in self.cells:
-            s0, s1 = s1, cell(s0, s1, self._alive[cell.reduction])
+            s0, s1 = s1, cell(s0, s1, alive[cell.reduction])
         return torch.flatten(self.global_pool(self.lastact(s1)), 1)
 
     def forward_head(self, features: torch.Tensor) -> torch.Tensor:
