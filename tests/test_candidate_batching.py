@@ -11,6 +11,7 @@ difference, only rounding (test below); the search-level test therefore runs at 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,8 @@ def test_search_is_the_same_batched_and_one_at_a_time(random_store: Path, tmp_pa
                           [(float(r["cond_origin"]), float(r["cond_candidate"])) for r in rows])
     (g1, k1, d1, c1), (g8, k8, d8, c8) = outputs[1], outputs[8]
     assert g1 == g8 and k1 == k8
+    for batch in (1, 8):  # the record says how the kernel evaluations were grouped
+        assert json.loads((tmp_path / str(batch) / "search.json").read_text())["batch_groups"] == batch
     # a search's later masks are less well conditioned than the kernel tests' (1.4e-4 measured, 2 cells)
     assert _relative([c for pair in c1 for c in pair], [c for pair in c8 for c in pair]) <= 1e-3
     # ΔC is rounded to 3 decimals per repeat: a 1e-6 difference may cross a rounding boundary (0.625 vs 0.624)

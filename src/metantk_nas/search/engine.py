@@ -525,6 +525,8 @@ def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Pat
         "device": device.type,
         "device_name": _device_name(device),
         "kernel_evaluations": state.kernel_evaluations,
+        # kernel evaluations per batched pass (of the last session): float32 rounding depends on it
+        "batch_groups": measurer.batch_groups(),
         "region_evaluations": state.region_evaluations,
         "candidates": state.candidates_done,
         "rounds": state.removals,
