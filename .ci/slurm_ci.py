@@ -258,6 +258,15 @@ def workflow_local_rules(workdir: Path) -> set[str]:
     return rules | {"all"}
 
 
+def _selects_a_device(job: dict) -> bool:
+    """Whether the job's command runs on a device: a search of a method without a pruning search (a
+    given or random cell: ``METHODS[...].source``) writes its genotype without selecting one."""
+    from metantk_nas.search.methods import METHODS
+
+    method = re.search(r"\bmethod=([\w-]+)", job["wildcards"])
+    return not (job["rule"] == "search" and method and METHODS[method.group(1)].source != "search")
+
+
 def check_run(log: Path, workdir: Path, local_rules: set[str], expect_complete: bool) -> dict[str, dict]:
     """Every job of one invocation ran as a SLURM job (except the workflow's localrules), GPU rules
     asked SLURM for a GPU and got one, and (``expect_complete``) every job finished."""
@@ -291,13 +300,13 @@ def check_run(log: Path, workdir: Path, local_rules: set[str], expect_complete: 
             state = slurm.get(job["slurm"][-1], {}).get("JobState")
             if state != "COMPLETED":
                 problems.append(f"{name} finished, but its SLURM job {job['slurm'][-1]} is {state}")
-            if job["rule"] in GPU_RULES:
-                # metantk.py writes which GPU it claimed: Slurm sets CUDA_VISIBLE_DEVICES only for
-                # a job it allocated a GPU to.
+            if job["rule"] in GPU_RULES and _selects_a_device(job):
+                # The command writes which GPU it claimed (metantk_nas.device): a GPU is visible only to
+                # a job Slurm allocated one to (it sets CUDA_VISIBLE_DEVICES).
                 claimed = [m for f in job["log"] if (workdir / f).exists()
-                           for m in re.findall(r"^GPU claimed: (.*)$", (workdir / f).read_text(), re.M)]
-                if not claimed or claimed[-1].startswith("none"):
-                    problems.append(f"{name}: its log {job['log']} shows no GPU from SLURM ({claimed})")
+                           for m in re.findall(r"^metantk-nas: claimed GPU (\S+)", (workdir / f).read_text(), re.M)]
+                if not claimed:
+                    problems.append(f"{name}: its log {job['log']} shows no GPU from SLURM")
     if problems:
         raise SystemExit(f"{log}: " + "\n  ".join(["SLURM check failed:"] + problems))
     remote = [j for j in jobs.values() if not j["local"]]
