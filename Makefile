@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run test lint gpu-check dry-run-paper clean
+.PHONY: venv run profile test lint gpu-check dry-run-paper clean
 
 venv: $(STAMP)
 
@@ -14,10 +14,18 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+## The Snakemake profile of `make run`: profiles/local where torch sees a CUDA device, profiles/cpu otherwise
+## (one thread per job, as many jobs as cores). PROFILE=profiles/... chooses.
+PROFILE ?= profiles/$(shell $(BIN)/python -c 'import torch; print("local" if torch.cuda.is_available() else "cpu")')
+
 ## The main job: the whole workflow on the embedded glyph dataset (config/config.yaml), then the HTML report.
 run: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile profiles/local --report results/report.html
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile $(PROFILE)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile $(PROFILE) --report results/report.html
+
+## Print the profile `make run` uses here.
+profile: $(STAMP)
+	@echo $(PROFILE)
 
 ## The test suite, on PYTEST_WORKERS processes (most tests hold one thread each; 2 suits a 2-core machine).
 PYTEST_WORKERS ?= 2

@@ -18,7 +18,7 @@
 # MetaNTK-NAS and MetaNAS(retrained), Table 1's methods, what the checks need), all (also the Table 2
 # ablation: six further searches, too long for CI on 2 cores), quick (no pruning search, for debugging
 # the SLURM machinery; Table 1 then has the MetaNAS rows only),
-# METANTK_SLURM_JOBS=N to run at most N SLURM jobs at once (default: one per core).
+# METANTK_SLURM_JOBS=N to run at most N SLURM jobs at once (default: two per core, see SLOTS).
 # The whole script is one block, parsed before it runs: editing the file (a checkout) mid-run is safe.
 {
 set -euo pipefail
@@ -33,6 +33,11 @@ if [[ -x $REPO/.venv/bin/snakemake ]]; then PATH=$REPO/.venv/bin:$PATH; fi
 command -v snakemake >/dev/null || fail "snakemake not found: run after 'make venv' (or put the venv on PATH)"
 PYTHON=$(dirname "$(command -v snakemake)")/python
 CORES=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)   # nproc honours OMP_NUM_THREADS
+# Job slots (fake GPUs, concurrent SLURM jobs): two per core, each job one thread. The executor polls
+# job states with a back-off (2, 12, 22, ... s after the last finish seen), so a job that ends keeps its
+# slot until the next poll (the short evaluate/train jobs here showed 36 s each); a second slot per core
+# lets another job compute meanwhile.
+SLOTS=$((2 * CORES))
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 # ------------------------------------------------------------------ (a) packages
@@ -63,14 +68,14 @@ fi
 munge -n | unmunge >/dev/null || fail "munged does not answer"
 
 step "slurm.conf"
-# A test cluster: one node (this host) with one fake GPU per core, so that each GPU job is a real
-# --gpus=1 allocation and as many of them run at once as there are cores. SlurmdParameters=
+# A test cluster: one node (this host) with one fake GPU per job slot, so that each GPU job is a real
+# --gpus=1 allocation and as many of them run at once as there are slots. SlurmdParameters=
 # config_overrides lets the node declare more CPUs and memory than the machine has, so that the
 # profile's real requests (--cpus-per-gpu=8, --mem 32000) are accepted unchanged; every job runs
 # one thread (--set-threads below). The GPUs are /dev/null: no driver is touched, but Slurm binds
 # them and sets CUDA_VISIBLE_DEVICES, which the GPU rules log.
 HOST=$(hostname -s)
-NGPU=$CORES
+NGPU=$SLOTS
 # The configuration goes to Slurm's default place: the SLURM jobstep plugin strips SLURM_* variables
 # (SLURM_CONF included) before its srun, so a private SLURM_CONF does not reach srun in the job.
 ETC=/etc/slurm
@@ -193,11 +198,11 @@ $CI overrides "${METHODS[@]}" --paper config/paper.yaml --data "$RUN/data" --out
 echo "overrides: $RUN/overrides.yaml"
 
 # The real profile, plus test-only settings: status from squeue (no accounting database), no
-# account, fast status polling, short latency, at most one job per core, one thread per job.
+# account, fast status polling, short latency, two jobs per core (SLOTS), one thread per job.
 SMK=(snakemake --profile profiles/slurm
      --configfile config/paper.yaml "$RUN/overrides.yaml"
      --slurm-status-command squeue --slurm-no-account --slurm-init-seconds-before-status-checks 2
-     --jobs "${METANTK_SLURM_JOBS:-$CORES}" --local-cores 1 --latency-wait 5
+     --jobs "${METANTK_SLURM_JOBS:-$SLOTS}" --local-cores 1 --latency-wait 5
      --set-threads prepare=1 search=1 train=1 evaluate=1 theory=1)
 CANCEL_RULE=train
 CANCEL_WILDCARDS=(mini 5 metanas 1)   # a short job in the middle of the DAG

@@ -64,7 +64,7 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     use_amp = cfg.amp and cuda
-    memory_format = torch.channels_last if (cfg.channels_last and cuda) else torch.contiguous_format
+    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
 
     # -- data ------------------------------------------------------------------------------------
     split = open_split(dataset_dir, "train")
