@@ -1,5 +1,5 @@
 # MetaNTK-NAS: prepare -> search -> train -> evaluate -> tables, figures, report (+ theory checks).
-# Run: snakemake --profile profiles/local   (config/README.md documents every config key)
+# Run: snakemake --profile profiles/local (GPU) or profiles/cpu (config/README.md documents every config key)
 from snakemake.utils import min_version
 
 min_version("9.0")
