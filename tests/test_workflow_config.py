@@ -73,11 +73,11 @@ def test_cross_key_errors(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda c: c["train"].update(decay_epochs=[5, 2]),
+        (lambda c: c["train"].update(decay_epochs=[2, 1]),
          "train settings of glyphs/5cell/metantk-nas/seed0: key 'decay_epochs' must be strictly ascending epochs "
-         "in 1..4 (below epochs = 5), got [5, 2]"),
-        (lambda c: c["train"].update(decay_epochs=[5]),
-         "key 'decay_epochs' must be strictly ascending epochs in 1..4 (below epochs = 5), got [5]"),
+         "in 1..2 (below epochs = 3), got [2, 1]"),
+        (lambda c: c["train"].update(decay_epochs=[3]),
+         "key 'decay_epochs' must be strictly ascending epochs in 1..2 (below epochs = 3), got [3]"),
         (lambda c: c.update(metanas_genotype="metanas/v9"),
          "config key metanas_genotype: metanas/v9: neither a zoo architecture"),
         (lambda c: c.update(datasets={"mini": {"format": "rfs-mini", "root": "no/such/folder"}},
@@ -102,7 +102,7 @@ def test_cross_key_checks(tmp_path, mutate, expected):
     ("mutate", "expected"),
     [
         (lambda c: c["experiments"][0]["methods"].append("darts"), "'darts' is not one of"),
-        (lambda c: c["train"].update(decay_epochs=[5, 2]), "key 'decay_epochs' must be strictly ascending"),
+        (lambda c: c["train"].update(decay_epochs=[2, 1]), "key 'decay_epochs' must be strictly ascending"),
     ],
     ids=["schema", "cross-key"],
 )
@@ -121,9 +121,9 @@ def test_a_dataset_the_dag_does_not_need_may_lack_its_root(tmp_path):
 def test_numbers_on_the_command_line_are_numbers(tmp_path):
     root = workflow_copy(tmp_path)
     result = snakemake(root, "-n", "--config", "evaluate={tasks: 100, C_1shot: 0.5}",
-                       "search={lam_tau: .inf, reg: 1.0e-4, repeats: 2}", "train={decay_epochs: [2, 3]}")
+                       "search={lam_tau: .inf, reg: 1.0e-4, repeats: 2}", "train={decay_epochs: [1, 2]}")
     assert result.returncode == 0, result.stdout + result.stderr
-    config = plan.load([], {"evaluate": {"tasks": "100", "C_1shot": "0.5"}, "train": {"decay_epochs": ["2", "3"]},
+    config = plan.load([], {"evaluate": {"tasks": "100", "C_1shot": "0.5"}, "train": {"decay_epochs": ["1", "2"]},
                             "search": {"lam_tau": ".inf"}}, workflow_dir=root, workdir=root)
     assert config["evaluate"]["tasks"] == 100 and config["evaluate"]["C_1shot"] == 0.5
-    assert config["train"]["decay_epochs"] == [2, 3] and config["search"]["lam_tau"] == float("inf")
+    assert config["train"]["decay_epochs"] == [1, 2] and config["search"]["lam_tau"] == float("inf")

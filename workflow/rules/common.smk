@@ -7,7 +7,6 @@ from snakemake.exceptions import WorkflowError
 # `metantk-nas settings` shows exactly what the jobs run. This checkout's sources come first.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from metantk_nas import plan  # noqa: E402
-from metantk_nas.io import write_json  # noqa: E402
 from metantk_nas.search.methods import WORKFLOW_METHODS  # noqa: E402
 
 # ---------------------------------------------------------------- configuration

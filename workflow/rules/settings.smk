@@ -10,5 +10,5 @@ rule settings:
         settings=lambda wildcards: plan.settings_of_file(
             config, f"{plan.SETTINGS}/{wildcards.job}.json"
         ),
-    run:
-        write_json(output.settings, params.settings)
+    script:
+        "../scripts/write_settings.py"
