@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "metantk_nas.search.cli",
     "metantk_nas.train.cli",
     "metantk_nas.evaluate.cli",
+    "metantk_nas.baselines.cli",
     "metantk_nas.report.cli",
     "metantk_nas.theory.cli",
     "metantk_nas.plan.cli",

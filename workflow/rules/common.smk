@@ -7,6 +7,8 @@ from snakemake.exceptions import WorkflowError
 # `metantk-nas settings` shows exactly what the jobs run. This checkout's sources come first.
 sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from metantk_nas import plan  # noqa: E402
+from metantk_nas.baselines.algorithms import ALGORITHMS as BASELINE_ROWS  # noqa: E402
+from metantk_nas.baselines.algorithms import get_algorithm  # noqa: E402
 from metantk_nas.search.methods import WORKFLOW_METHODS  # noqa: E402
 
 # ---------------------------------------------------------------- configuration
@@ -32,6 +34,8 @@ wildcard_constraints:
     seed=r"\d+",
     shot="1|5",
     table="|".join(plan.TABLES),
+    baseline="|".join(BASELINE_ROWS),
+    regime="all|1shot|5shot",
 
 
 def code_files(*concerns):
@@ -55,6 +59,9 @@ RUN = plan.RUN
 #: so only an identical rerun resumes; a job rerun for changed code, config or data starts afresh.
 WORK = "results/.work/{dataset}/{cells}cell/{method}/seed{seed}"
 RUN_LOG = "{dataset}/{cells}cell/{method}/seed{seed}"
+BASELINE = plan.BASELINE_RUN
+BASELINE_WORK = "results/.work/{dataset}/baselines/{baseline}/seed{seed}"
+BASELINE_LOG = "{dataset}/baselines/{baseline}/seed{seed}"
 FIGURES = plan.FIGURES
 THEORY = plan.THEORY
 CELLS = plan.CELLS
@@ -75,10 +82,25 @@ def table_labels(wildcards):
     return {"table": wildcards.table.replace("table", "Table ")}
 
 
+def baseline_results(table):
+    """Every baseline result file a table reads (Table 1: models' summaries, own protocol, probe)."""
+    if table != "table1":
+        return []
+    files = []
+    for run in plan.baseline_runs(config):
+        algorithm = get_algorithm(run["baseline"])
+        base = BASELINE.format(**run)
+        files += [f"{base}/train-{regime}/train.json" for regime in algorithm.regimes()]
+        files += [f"{base}/probe/{shot}shot.json" for shot in SHOTS]
+        if algorithm.protocol != "probe":
+            files += [f"{base}/evaluate/{shot}shot.json" for shot in SHOTS]
+    return files
+
+
 def table_inputs(table):
     """Every result file a table reads."""
     selected = plan.table_runs(config, table)
-    return (
+    return baseline_results(table) + (
         run_files("search/search.json", selected)
         + run_files("train/train.json", selected)
         + [
@@ -100,6 +122,15 @@ def run_of(wildcards):
         dataset=wildcards.dataset,
         cells=int(wildcards.cells),
         method=wildcards.method,
+        seed=int(wildcards.seed),
+    )
+
+
+def baseline_of(wildcards):
+    """The baseline run a job's wildcards name, with an integer seed."""
+    return dict(
+        dataset=wildcards.dataset,
+        baseline=wildcards.baseline,
         seed=int(wildcards.seed),
     )
 
@@ -128,6 +159,7 @@ def get_final_output():
     targets += [
         f for shot in SHOTS for f in run_files(f"evaluate/{shot}shot.json", every_run)
     ]
+    targets += [f for table in plan.TABLES for f in baseline_results(table)]
     if config["theory"]["enabled"]:
         targets.append("results/theory/summary.md")
     return targets

@@ -6,6 +6,8 @@ rule settings:
     log:
         "logs/settings/{job}.log",
     localrule: True
+    conda:
+        "../../envs/metantk-nas.yaml"
     params:
         settings=lambda wildcards: plan.settings_of_file(
             config, f"{plan.SETTINGS}/{wildcards.job}.json"

@@ -57,7 +57,8 @@ def evaluate(cfg: EvalConfig, model_path: str | os.PathLike, dataset_dir: str | 
         padding = meta["config"].get("crop_padding", 8)
         result = evaluate_shot(cfg, shot, extractor, split.images, split.labels, bank, padding, progress)
         result["timing"]["query_bank_s"] = bank_seconds
-        result.update(model=str(model_path), genotype=meta["genotype"], dataset=str(dataset_dir),
+        architecture = {"genotype": meta["genotype"]} if "genotype" in meta else {"backbone": meta["backbone"]}
+        result.update(model=str(model_path), **architecture, dataset=str(dataset_dir),
                       provenance=provenance.collect(cfg.to_dict(), cfg.seed))
         if out_dir is not None:
             write_json(Path(out_dir) / f"{shot}shot.json", result)

@@ -22,7 +22,8 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
 
     Folded: a BatchNorm that directly follows a Conv2d inside an ``nn.Sequential`` (stem, ReLUConvBN,
     SepConv, FacConv) and the BatchNorm after the two half-convolutions of ``FactorizedReduce``.
-    BatchNorms after pooling (``PoolBN``) have no convolution to absorb them and stay.
+    BatchNorms after pooling (``PoolBN``) have no convolution to absorb them and stay, as do BatchNorms
+    without running statistics (MAML's Conv4 normalises every batch by its own statistics).
     """
     folded = copy.deepcopy(model).eval()
     for module in folded.modules():
@@ -37,7 +38,7 @@ def _fold_sequential(sequential: nn.Sequential) -> None:
     names = list(sequential._modules)
     for first, second in zip(names, names[1:]):
         conv, norm = sequential._modules[first], sequential._modules[second]
-        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d):
+        if isinstance(conv, nn.Conv2d) and isinstance(norm, nn.BatchNorm2d) and norm.running_mean is not None:
             sequential._modules[first] = fuse_conv_bn_eval(conv, norm)
             sequential._modules[second] = nn.Identity()
 

@@ -2,6 +2,7 @@
 
 from metantk_nas.plan.config import ConfigError, check, coerce, config_files, load, merge, prepare, problems_of
 from metantk_nas.plan.jobs import (
+    BASELINE_RUN,
     CELLS,
     FIGURES,
     PAPER_DATASET,
@@ -13,6 +14,12 @@ from metantk_nas.plan.jobs import (
     TABLES,
     THEORY,
     Job,
+    baseline_datasets,
+    baseline_evaluate_argv,
+    baseline_model,
+    baseline_probe_argv,
+    baseline_runs,
+    baseline_train_argv,
     datasets_needed,
     draw_argv,
     evaluate_argv,

@@ -14,7 +14,17 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from metantk_nas.plan.jobs import GLYPH_KEYS, SHOTS, STORE, datasets_needed, job_settings, runs, settings
+from metantk_nas.plan.jobs import (
+    GLYPH_KEYS,
+    SHOTS,
+    STORE,
+    baseline_datasets,
+    baseline_runs,
+    datasets_needed,
+    job_settings,
+    runs,
+    settings,
+)
 
 #: The embedded default, relative to the workflow folder: read only when no config file is given.
 DEFAULT_CONFIG = Path("config/config.yaml")
@@ -199,6 +209,7 @@ def problems_of(config: Mapping[str, Any], *, workdir: str | os.PathLike = ".",
     if theory is not None and theory not in config["datasets"]:
         problems.append(f"config key theory.dataset: {theory!r} is not a key of 'datasets'; "
                         f"allowed values: {names} or null")
+    problems += _baseline_problems(config)
     problems += _genotype_problems(config)
     for name in sorted(config["datasets"]):
         problems += _dataset_problems(config, name, workdir, require_data)
@@ -222,6 +233,32 @@ def _experiment_problems(config: Mapping[str, Any], entry: Mapping[str, Any], ke
     return problems
 
 
+def _baseline_problems(config: Mapping[str, Any]) -> list[str]:
+    """Baseline datasets exist, and their training tasks fit into a glyph class."""
+    from metantk_nas.baselines.algorithms import get_algorithm
+
+    names = sorted(config["datasets"])
+    problems = [f"config key baselines.datasets: {name!r} is not a key of 'datasets'; allowed values: {names}"
+                for name in baseline_datasets(config) if name not in config["datasets"]]
+    if problems:
+        return problems
+    for run in baseline_runs(config):
+        images = _images_per_class(config["datasets"][run["dataset"]])
+        settings_ = job_settings(config, "baseline_train", {**run, "regime": "all"}) if images else {}
+        algorithm = get_algorithm(run["baseline"])
+        if not images or algorithm.training != "episodic":
+            continue
+        shots = max(SHOTS) if algorithm.per_shot else settings_["train_shot"]
+        if shots + settings_["queries"] > images:
+            key = f"baselines.{run['baseline']}"
+            message = (f"config key {key}.queries: {shots} shots + {settings_['queries']} queries per class of a "
+                       f"training task, dataset {run['dataset']!r} renders {images}; lower them or raise "
+                       f"datasets.{run['dataset']}.images_per_class")
+            if message not in problems:
+                problems.append(message)
+    return problems
+
+
 def _job_problems(config: Mapping[str, Any]) -> list[str]:
     """Every job's settings, checked by its stage's settings class (ranges, e.g. decay epochs < epochs)."""
     problems: list[str] = []
@@ -230,6 +267,9 @@ def _job_problems(config: Mapping[str, Any]) -> list[str]:
     if known:
         candidates += [(rule, {**run, "shot": shot}) for run in runs(config) for rule in ("search", "train", "evaluate")
                        for shot in (SHOTS if rule == "evaluate" else (None,))]
+    if set(baseline_datasets(config)) <= set(config["datasets"]):
+        candidates += [(rule, {**run, "regime": "all", "shot": 1}) for run in baseline_runs(config)
+                       for rule in ("baseline_train", "baseline_evaluate")]
     for rule, wildcards in candidates:
         try:
             job_settings(config, rule, {k: v for k, v in wildcards.items() if v is not None})

@@ -30,6 +30,9 @@ RUN = "results/{dataset}/{cells}cell/{method}/seed{seed}"
 THEORY = "results/theory"
 FIGURES = "results/figures"
 CELLS = f"{FIGURES}/cells/{{dataset}}-{{cells}}cell-{{method}}-seed{{seed}}"
+#: A Table 1 baseline's results: ``train-{regime}/`` (model per shot setting or ``all``), ``evaluate/`` (its own
+#: protocol) and ``probe/`` (the linear probe of the searched cells, on its features).
+BASELINE_RUN = "results/{dataset}/baselines/{baseline}/seed{seed}"
 
 
 # ---------------------------------------------------------------- runs and settings
@@ -71,6 +74,28 @@ def table_runs(config: Mapping[str, Any], table: str) -> list[dict[str, Any]]:
     return runs(config, methods=table_methods(table), datasets=datasets)
 
 
+def baseline_datasets(config: Mapping[str, Any]) -> list[str]:
+    """Datasets the baselines run on: ``baselines.datasets``, or else every dataset with experiments."""
+    chosen = config["baselines"].get("datasets")
+    if chosen is None:
+        chosen = dict.fromkeys(entry["dataset"] for entry in config["experiments"])
+    return list(chosen)
+
+
+def baseline_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Wildcards of every configured baseline run (dataset, baseline, seed), in Table 1 order."""
+    return [{"dataset": dataset, "baseline": name, "seed": seed}
+            for dataset in baseline_datasets(config)
+            for name in config["baselines"]["rows"]
+            for seed in config["baselines"]["seeds"]]
+
+
+def baseline_evaluate_settings(config: Mapping[str, Any], dataset: str) -> dict[str, Any]:
+    """The ``evaluate`` settings of a dataset's first experiment: baselines and cells share their tasks."""
+    first = next((entry for entry in config["experiments"] if entry["dataset"] == dataset), None)
+    return settings(config, "evaluate", dataset, first["cells"]) if first else dict(config["evaluate"])
+
+
 def theory_dataset(config: Mapping[str, Any]) -> str:
     """The dataset the theory checks read."""
     return config["theory"].get("dataset") or config["ablation_dataset"]
@@ -78,7 +103,7 @@ def theory_dataset(config: Mapping[str, Any]) -> str:
 
 def datasets_needed(config: Mapping[str, Any]) -> list[str]:
     """Datasets some job reads (experiments, and the theory checks when enabled)."""
-    names = {entry["dataset"] for entry in config["experiments"]}
+    names = {entry["dataset"] for entry in config["experiments"]} | set(baseline_datasets(config))
     if config["theory"]["enabled"]:
         names.add(theory_dataset(config))
     return sorted(names)
@@ -101,8 +126,12 @@ SETTINGS_FILES = {
     "train": f"{SETTINGS}/train/{RUN_PATH}.json",
     "evaluate": f"{SETTINGS}/evaluate/{RUN_PATH}/{{shot}}shot.json",
     "theory": f"{SETTINGS}/theory/theory.json",
+    "baseline_train": f"{SETTINGS}/baseline_train/{{dataset}}/{{baseline}}/seed{{seed}}/{{regime}}.json",
+    "baseline_evaluate": f"{SETTINGS}/baseline_evaluate/{{dataset}}/{{baseline}}/seed{{seed}}/{{shot}}shot.json",
+    "baseline_probe": f"{SETTINGS}/baseline_probe/{{dataset}}/{{baseline}}/seed{{seed}}/{{shot}}shot.json",
 }
 _RUN_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<cells>\d+)cell/(?P<method>[^/]+)/seed(?P<seed>\d+)(?:/(?P<shot>\d+)shot)?")
+_BASELINE_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<baseline>[^/]+)/seed(?P<seed>\d+)/(?P<leaf>all|\d+shot)")
 
 
 def job_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, Any]) -> dict[str, Any]:
@@ -115,6 +144,8 @@ def job_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, A
 
     if rule == "theory":
         return TheoryConfig.from_dict(config["theory"].get("options", {}), source="theory.options").to_dict()
+    if rule.startswith("baseline_"):
+        return _baseline_settings(config, rule, wildcards)
     dataset, cells, method, seed = (wildcards[key] for key in ("dataset", "cells", "method", "seed"))
     identity = {"cells": int(cells), "seed": int(seed)}
     where = f"{rule} settings of {RUN_PATH.format(**wildcards)}"
@@ -135,6 +166,26 @@ def job_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, A
     raise ValueError(f"rule {rule!r} has no settings file")
 
 
+def _baseline_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, Any]) -> dict[str, Any]:
+    """A baseline job's settings: its algorithm's section (training), and the shared ``evaluate`` settings."""
+    from metantk_nas.baselines.algorithms import get_algorithm
+    from metantk_nas.baselines.config import CONFIGS
+    from metantk_nas.evaluate.config import EvalConfig
+
+    name, dataset, seed = wildcards["baseline"], wildcards["dataset"], int(wildcards["seed"])
+    algorithm = get_algorithm(name)
+    where = f"{rule} settings of {dataset}/{name}/seed{seed}"
+    cls = CONFIGS[name]
+    algo = cls.from_dict({**config["baselines"].get(name, {}), "seed": seed}, source=f"baselines.{name} ({where})")
+    if rule == "baseline_train":
+        return algo.to_dict()
+    values = {"shots": [int(wildcards["shot"])], "seed": seed, **baseline_evaluate_settings(config, dataset)}
+    evaluate = EvalConfig.from_dict(values, source=where).to_dict()
+    if rule == "baseline_probe" or algorithm.protocol == "probe":
+        return evaluate
+    return {"evaluate": evaluate, cls.section: algo.to_dict()}
+
+
 def settings_file(rule: str, wildcards: Mapping[str, Any]) -> str:
     """The settings file of one job."""
     return SETTINGS_FILES[rule].format(**wildcards)
@@ -145,10 +196,14 @@ def settings_of_file(config: Mapping[str, Any], path: str) -> dict[str, Any]:
     rule, _, rest = path.removeprefix(SETTINGS + "/").partition("/")
     if rule == "theory":
         return job_settings(config, rule, {})
-    match = _RUN_PATH.fullmatch(rest.removesuffix(".json"))
+    match = (_BASELINE_PATH if rule.startswith("baseline_") else _RUN_PATH).fullmatch(rest.removesuffix(".json"))
     if rule not in SETTINGS_FILES or match is None:
         raise ValueError(f"{path}: not a settings file of the workflow")
-    return job_settings(config, rule, {k: v for k, v in match.groupdict().items() if v is not None})
+    wildcards = {k: v for k, v in match.groupdict().items() if v is not None}
+    if "leaf" in wildcards:  # a baseline's model (train) or shot setting (evaluate, probe)
+        leaf = wildcards.pop("leaf")
+        wildcards.update({"regime": leaf} if rule == "baseline_train" else {"shot": leaf.removesuffix("shot")})
+    return job_settings(config, rule, wildcards)
 
 
 # ---------------------------------------------------------------- command lines
@@ -200,9 +255,40 @@ def theory_argv(config: Mapping[str, Any]) -> list[str]:
             STORE.format(dataset=theory_dataset(config)), "--out", THEORY]
 
 
+def baseline_train_argv(run: Mapping[str, Any], regime: str) -> list[str]:
+    """``metantk-nas baseline train`` arguments of one baseline model."""
+    argv = ["baseline", "train", run["baseline"], "--config", settings_file("baseline_train", {**run, "regime": regime}),
+            "--dataset", STORE.format(**run), "--out", f"{BASELINE_RUN}/train-{regime}".format(**run)]
+    return argv + (["--shot", regime.removesuffix("shot")] if regime != "all" else [])
+
+
+def baseline_model(run: Mapping[str, Any], shot: int | str) -> str:
+    """The model a baseline evaluates ``shot``-shot tasks with."""
+    from metantk_nas.baselines.algorithms import get_algorithm
+
+    regime = get_algorithm(run["baseline"]).regime_for(shot)
+    return f"{BASELINE_RUN}/train-{regime}/model.pt".format(**run)
+
+
+def baseline_evaluate_argv(run: Mapping[str, Any], shot: int | str) -> list[str]:
+    """``metantk-nas baseline evaluate`` arguments: a baseline's own protocol on ``shot``-shot tasks."""
+    return ["baseline", "evaluate", run["baseline"], "--config",
+            settings_file("baseline_evaluate", {**run, "shot": shot}), "--model", baseline_model(run, shot),
+            "--dataset", STORE.format(**run), "--out", f"{BASELINE_RUN}/evaluate".format(**run)]
+
+
+def baseline_probe_argv(run: Mapping[str, Any], shot: int | str) -> list[str]:
+    """``metantk-nas evaluate`` arguments: the searched cells' linear probe on a baseline's features."""
+    return ["evaluate", "--config", settings_file("baseline_probe", {**run, "shot": shot}),
+            "--model", baseline_model(run, shot), "--dataset", STORE.format(**run),
+            "--out", f"{BASELINE_RUN}/probe".format(**run)]
+
+
 def table_argv(config: Mapping[str, Any], table: str) -> list[str]:
     """``metantk-nas report table1|table2`` arguments."""
     argv = ["report", table, "--runs"] + [RUN.format(**run) for run in table_runs(config, table)]
+    if table == "table1" and baseline_runs(config):
+        argv += ["--baselines"] + [BASELINE_RUN.format(**run) for run in baseline_runs(config)]
     if paper_datasets(config):
         argv += ["--paper-dataset"] + paper_datasets(config)
     return argv + ["--out", f"results/{table}.csv"]
@@ -235,6 +321,8 @@ class Job:
 
 def jobs(config: Mapping[str, Any]) -> list[Job]:
     """Every job of the DAG that ``snakemake`` builds from ``config`` (``all`` and ``settings`` excepted)."""
+    from metantk_nas.baselines.algorithms import get_algorithm
+
     found = [Job("prepare", {"dataset": name}, tuple(prepare_argv(config, name)))
              for name in datasets_needed(config)]
     for run in runs(config):
@@ -243,6 +331,16 @@ def jobs(config: Mapping[str, Any]) -> list[Job]:
         found += [Job("evaluate", {**run, "shot": shot}, tuple(evaluate_argv(run, shot)),
                       job_settings(config, "evaluate", {**run, "shot": shot})) for shot in SHOTS]
         found.append(Job("draw_cells", dict(run), tuple(draw_argv(run))))
+    for run in baseline_runs(config):
+        algorithm = get_algorithm(run["baseline"])
+        found += [Job("baseline_train", {**run, "regime": regime}, tuple(baseline_train_argv(run, regime)),
+                      job_settings(config, "baseline_train", {**run, "regime": regime}))
+                  for regime in algorithm.regimes()]
+        if algorithm.protocol != "probe":
+            found += [Job("baseline_evaluate", {**run, "shot": shot}, tuple(baseline_evaluate_argv(run, shot)),
+                          job_settings(config, "baseline_evaluate", {**run, "shot": shot})) for shot in SHOTS]
+        found += [Job("baseline_probe", {**run, "shot": shot}, tuple(baseline_probe_argv(run, shot)),
+                      job_settings(config, "baseline_probe", {**run, "shot": shot})) for shot in SHOTS]
     found += [Job("table", {"table": table}, tuple(table_argv(config, table))) for table in TABLES]
     found.append(Job("figures", {}, tuple(figures_argv(config))))
     if config["theory"]["enabled"]:

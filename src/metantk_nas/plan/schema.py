@@ -1,7 +1,7 @@
 """The workflow config's JSON schema and the key tables of ``config/README.md``, generated from the settings classes.
 
-The sections ``search``, ``train``, ``evaluate`` and ``theory.options`` come from ``SearchConfig``,
-``TrainConfig``, ``EvalConfig`` and ``TheoryConfig`` (the fields with ``workflow=True``), the method
+The sections ``search``, ``train``, ``evaluate``, ``theory.options`` and ``baselines.<name>`` come from
+``SearchConfig``, ``TrainConfig``, ``EvalConfig``, ``TheoryConfig`` and the baselines' settings classes (the fields with ``workflow=True``), the method
 enum from the method registry; only the workflow's own structure (datasets, experiments) is written
 here. ``python -m metantk_nas.plan.schema --write`` regenerates both files; a test fails when either
 is stale.
@@ -14,6 +14,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from metantk_nas.baselines.algorithms import ALGORITHMS
+from metantk_nas.baselines.config import CONFIGS
 from metantk_nas.data.cli import FORMATS
 from metantk_nas.evaluate.config import EvalConfig
 from metantk_nas.search.config import SearchConfig
@@ -69,6 +71,28 @@ def _experiment() -> dict[str, Any]:
     }
 
 
+def _baselines() -> dict[str, Any]:
+    rows = "; ".join(f"{name}: {algorithm.summary}" for name, algorithm in ALGORITHMS.items())
+    return {
+        "description": "The Table 1 baselines, trained and evaluated on the same tasks as the searched cells.",
+        "type": "object", "additionalProperties": False, "default": {},
+        "properties": {
+            "rows": {"description": f"Baselines to run - {rows}.", "type": "array", "uniqueItems": True,
+                     "items": {"enum": list(ALGORITHMS)}, "default": list(ALGORITHMS)},
+            "seeds": {"description": "One training and evaluation per seed (its tasks are those of the cells' "
+                                     "runs of the same seed).", "type": "array", "minItems": 1, "uniqueItems": True,
+                      "items": {"type": "integer", "minimum": 0}, "default": [0]},
+            "datasets": {"description": "Datasets (keys of `datasets`) the baselines run on; null = every dataset "
+                                        "with experiments.", "anyOf": [{"type": "array", "items": {"type": "string"},
+                                                                         "uniqueItems": True}, {"type": "null"}],
+                         "default": None},
+            **{name: {**cls.json_schema(), "default": {},
+                      "description": f"Options of `metantk-nas baseline train {name}` ({cls.__name__} keys)."}
+               for name, cls in CONFIGS.items()},
+        },
+    }
+
+
 def workflow_schema() -> dict[str, Any]:
     """The JSON schema (draft 2020-12) the Snakefile validates the config against."""
     sections = {name: cls.json_schema(defaults=False) for name, cls in SECTIONS.items()}
@@ -101,6 +125,7 @@ def workflow_schema() -> dict[str, Any]:
                                                 "(MetaNAS's large-scale cell).", "type": "string",
                                  "default": METHODS["metanas"].genotype},
             **{name: {**cls.json_schema(), "default": {}} for name, cls in SECTIONS.items()},
+            "baselines": _baselines(),
             "theory": {
                 "description": "The Theorem 1/2 measurements (`metantk-nas theory`).",
                 "type": "object", "additionalProperties": False, "default": {},
@@ -127,7 +152,8 @@ def schema_text() -> str:
 def readme_tables() -> dict[str, str]:
     """The generated key tables of ``config/README.md``, by section."""
     tables = {}
-    for name, cls in {**SECTIONS, "theory.options": TheoryConfig}.items():
+    baselines = {f"baselines.{name}": cls for name, cls in CONFIGS.items()}
+    for name, cls in {**SECTIONS, "theory.options": TheoryConfig, **baselines}.items():
         rows = ["| key | default | meaning |", "|---|---|---|", *cls.markdown_rows()]
         tables[name] = "\n".join(rows)
     return tables

@@ -37,9 +37,14 @@ def _table(args: argparse.Namespace) -> int:
     from metantk_nas import provenance
     from metantk_nas.report.tables import build_rows, write_table
 
+    from metantk_nas.report.results import read_baseline
+
     mapping = _paper_datasets(args.paper_dataset)
-    rows = build_rows(_read_runs(args.runs), args.command_name, mapping)
-    record = provenance.collect({"runs": [str(p) for p in args.runs], "paper_datasets": mapping}, None)
+    baselines = [read_baseline(path) for path in getattr(args, "baselines", [])]
+    rows = build_rows(_read_runs(args.runs), args.command_name, mapping, baselines)
+    record = provenance.collect({"runs": [str(p) for p in args.runs],
+                                 "baselines": [str(p) for p in getattr(args, "baselines", [])],
+                                 "paper_datasets": mapping}, None)
     for path in write_table(rows, args.out, TITLES[args.command_name], record):
         print(path)
     return 0
@@ -78,6 +83,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         table.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders")
         table.add_argument("--out", type=Path, required=True, help="CSV file; .md and .json are written beside it")
         table.add_argument("--paper-dataset", nargs="*", default=[], metavar="NAME=COLUMN")
+        if name == "table1":
+            table.add_argument("--baselines", nargs="*", type=Path, default=[],
+                               help="baseline run folders (DATASET/baselines/NAME/seed<seed>)")
         table.set_defaults(func=_table, command_name=name)
     figures = commands.add_parser("figures", help="ablation bars, search cost, pruning traces (SVG + PNG)")
     figures.add_argument("--runs", nargs="+", type=Path, required=True, help="run folders")

@@ -94,3 +94,65 @@ def read_run(path: str | Path) -> RunResult:
         accuracy=accuracy,
         **where,
     )
+
+
+#: ``.../{dataset}/baselines/{baseline}/seed{seed}`` at the end of a baseline run folder path.
+BASELINE_PATTERN = re.compile(r"(?P<dataset>[^/]+)/baselines/(?P<baseline>[^/]+)/seed(?P<seed>\d+)/?$")
+
+
+@dataclass(frozen=True)
+class BaselineResult:
+    """The numbers of one Table 1 baseline run (``metantk-nas baseline``) that Table 1 needs."""
+
+    path: Path
+    dataset: str
+    baseline: str
+    seed: int
+    backbone: dict[str, Any]  # the model's BackboneSpec record
+    train: dict[str, Any]  # the training settings (train.json's config)
+    params: int  # parameters of the network its protocol uses
+    train_hours: float  # wall-clock hours of all its models' training
+    train_device: str
+    protocol: str  # what ``accuracy`` measures: maml, anil, svm or probe
+    accuracy: dict[int, float]  # shots -> its own protocol's mean test accuracy, in %
+    probe: dict[int, float]  # shots -> the cells' linear probe on its features, in %
+
+
+def read_baseline(path: str | Path) -> BaselineResult:
+    """Read one baseline run folder: ``train-*/train.json``, ``evaluate/`` (own protocol) and ``probe/``."""
+    root = Path(path)
+    match = BASELINE_PATTERN.search(root.as_posix())
+    if match is None:
+        raise ValueError(f"{path}: not a baseline run folder; expected .../DATASET/baselines/NAME/seed<seed>")
+    summaries = sorted(root.glob("train-*/train.json"))
+    if not summaries:
+        raise FileNotFoundError(f"{root}: no train-*/train.json (train the baseline first)")
+    trains = [(file, read_json(file)) for file in summaries]
+    first_file, first = trains[0]
+    probe = {shot: _percent(_key(read_json(root / "probe" / f"{shot}shot.json"), "mean", root / "probe"),
+                            root / "probe" / f"{shot}shot.json", "mean") for shot in SHOTS}
+    own_dir = root / "evaluate"
+    protocol, accuracy = "probe", dict(probe)
+    if own_dir.is_dir():
+        accuracy = {}
+        for shot in SHOTS:
+            shot_file = own_dir / f"{shot}shot.json"
+            payload = read_json(shot_file)
+            protocol = str(_key(payload, "protocol", shot_file))
+            accuracy[shot] = _percent(_key(payload, "mean", shot_file), shot_file, "mean")
+    backbone = first.get("backbone") or _key(first, "backbone", first_file)
+    return BaselineResult(
+        path=root, dataset=match["dataset"], baseline=match["baseline"], seed=int(match["seed"]),
+        backbone=dict(backbone), train=dict(_key(first, "config", first_file)),
+        params=int(_key(first, "parameters", first_file)),
+        train_hours=sum(float(_key(data, "total_seconds", file)) for file, data in trains) / 3600,
+        train_device=_device(first),
+        protocol=protocol, accuracy=accuracy, probe=probe,
+    )
+
+
+def _device(summary: dict[str, Any]) -> str:
+    """``cuda`` or ``cpu``: the summary's own ``device``, else its provenance record's."""
+    if isinstance(summary.get("device"), str):
+        return summary["device"]
+    return str(summary.get("provenance", {}).get("device", {}).get("device", "?"))

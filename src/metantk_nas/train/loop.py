@@ -26,8 +26,8 @@ from metantk_nas.data.store import open_split
 from metantk_nas.device import select_device
 from metantk_nas.io import atomic_write_text, csv_text, write_json
 from metantk_nas.seeding import seed_everything
-from metantk_nas.space import FinalNetwork, Genotype, count_parameters
-from metantk_nas.space.checkpoint import save_model
+from metantk_nas.space import count_parameters
+from metantk_nas.space.checkpoint import Architecture, architecture_record, build_network, save_model
 from metantk_nas.train.batches import BatchStream
 from metantk_nas.train.checkpoint import load_checkpoint, save_checkpoint
 from metantk_nas.train.config import TrainConfig
@@ -36,14 +36,14 @@ from metantk_nas.train.schedule import drop_path_at, lr_at
 METRIC_COLUMNS = ("epoch", "loss", "acc", "lr", "drop_path", "images_per_s", "seconds")
 
 
-def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, out_dir: str | os.PathLike,
+def train(cfg: TrainConfig, architecture: Architecture, dataset_dir: str | os.PathLike, out_dir: str | os.PathLike,
           work_dir: str | os.PathLike | None = None, progress: bool = True,
           on_epoch_end: Callable[[int], None] | None = None) -> Path:
-    """Train ``genotype`` on the store's train split with the RFS recipe; return the path of ``model.pt``.
+    """Train ``architecture`` on the store's train split with the RFS recipe; return the path of ``model.pt``.
 
     Args:
         cfg: hyper-parameters (Paper §6.1 defaults).
-        genotype: the cells of the final network.
+        architecture: the cells of the final network (a genotype), or a named backbone (the RFS baseline).
         dataset_dir: a prepared store (``metantk_nas.data``); its ``train`` split is used.
         out_dir: receives ``model.pt``, ``metrics.csv``, ``train.json`` (only at the end, atomically).
         work_dir: holds ``ckpt_last.pt`` (default ``out_dir/work``); an existing checkpoint is resumed.
@@ -73,12 +73,13 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
     data_identity = {"name": split.manifest.get("name"), "files": split.manifest.get("files")}
 
     # -- model: from scratch, or resume ----------------------------------------------------------
-    model = FinalNetwork(genotype, C=cfg.channels, n_cells=cfg.cells, num_classes=split.num_classes)
+    model = build_network(architecture, num_classes=split.num_classes, image_size=split.image_size,
+                          channels=cfg.channels, cells=cfg.cells)
     model.to(device=device, memory_format=memory_format)
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     start_epoch, history = 1, []
     if ckpt_path.exists():
-        state = load_checkpoint(ckpt_path, genotype=genotype.to_dict(), config=cfg.to_dict(),
+        state = load_checkpoint(ckpt_path, genotype=architecture.to_dict(), config=cfg.to_dict(),
                                 data_identity=data_identity)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -121,7 +122,7 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
         # checkpoint every epoch (atomic), then the live metrics
         save_checkpoint(ckpt_path, {
             "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "rng": _rng_state(stream), "config": cfg.to_dict(), "genotype": genotype.to_dict(),
+            "rng": _rng_state(stream), "config": cfg.to_dict(), "genotype": architecture.to_dict(),
             "data": data_identity, "history": history,
         })
         atomic_write_text(work_dir / "metrics.csv", _metrics_csv(history))
@@ -131,16 +132,17 @@ def train(cfg: TrainConfig, genotype: Genotype, dataset_dir: str | os.PathLike, 
     # -- outputs ---------------------------------------------------------------------------------
     record = provenance.collect(cfg.to_dict(), cfg.seed)
     model_path = out_dir / "model.pt"
-    save_model(model_path, model, config=cfg.to_dict(), channels=cfg.channels, cells=cfg.cells,
+    save_model(model_path, model, architecture, config=cfg.to_dict(), channels=cfg.channels, cells=cfg.cells,
                num_classes=split.num_classes,
                normalization={"mean": [float(v) for v in mean], "std": [float(v) for v in std]},
                image_size=split.image_size, dataset=str(dataset_dir), provenance=record)
     atomic_write_text(out_dir / "metrics.csv", _metrics_csv(history))
     write_json(out_dir / "train.json", {
-        "genotype": genotype.to_dict(), "config": cfg.to_dict(), "dataset": str(dataset_dir),
+        **architecture_record(architecture, cfg.channels, cfg.cells), "config": cfg.to_dict(), "dataset": str(dataset_dir),
         "num_classes": split.num_classes, "train_images": len(split), "parameters": count_parameters(model),
         "epochs": len(history), "final": history[-1] if history else None,
-        "total_seconds": sum(row["seconds"] for row in history), "provenance": record,
+        "total_seconds": sum(row["seconds"] for row in history),
+        "seconds_per_epoch": sum(row["seconds"] for row in history) / max(len(history), 1), "provenance": record,
     })
     return model_path
 
