@@ -34,3 +34,23 @@ def make_run(results: Path, dataset: str, cells: int, method: str, seed: int, *,
     write_json(run / "evaluate" / "1shot.json", {"mean": acc1 / 100, "ci95": 0.008})
     write_json(run / "evaluate" / "5shot.json", {"mean": acc5 / 100, "ci95": 0.006})
     return run
+
+
+def make_baseline(results: Path, dataset: str, name: str, seed: int, *, own: tuple[float, float] | None,
+                  probe: tuple[float, float], params: int, per_shot: bool, seconds: float = 60.0) -> Path:
+    """Write a baseline run folder: train-*/train.json, evaluate/ (own protocol, None: RFS) and probe/."""
+    run = results / dataset / "baselines" / name / f"seed{seed}"
+    backbone = {"backbone": "conv4" if name in ("maml", "anil") else "resnet12", "width": 1.0, "drop_rate": 0.1}
+    for regime in ("1shot", "5shot") if per_shot else ("all",):
+        write_json(run / f"train-{regime}" / "train.json", {
+            "backbone": backbone, "parameters": params, "total_seconds": seconds, "device": "cpu",
+            "config": {"meta_steps": 10, "meta_batch_1shot": 4, "meta_batch_5shot": 2, "inner_steps": 5,
+                       "inner_lr": 0.01, "meta_lr": 0.001, "inner_steps_test": 10, "epochs": 3, "lr": 0.05},
+        })
+    for shot, value in zip((1, 5), probe):
+        write_json(run / "probe" / f"{shot}shot.json", {"mean": value / 100})
+    if own is not None:
+        protocol = {"maml": "maml", "anil": "anil", "metaoptnet": "svm"}[name]
+        for shot, value in zip((1, 5), own):
+            write_json(run / "evaluate" / f"{shot}shot.json", {"mean": value / 100, "protocol": protocol})
+    return run

@@ -106,3 +106,25 @@ def test_gradients_of_all_inputs_pass_gradcheck():
     inputs = [t.clone().requires_grad_() for t in problem]
     assert torch.autograd.gradcheck(lambda *a: solve_qp(*a, tol=1e-13, max_iter=50), inputs, eps=1e-6, atol=1e-6,
                                     rtol=1e-4)
+
+
+def test_batched_solve_on_two_threads_returns(tmp_path):
+    """torch's batched CPU LAPACK path hung with 2 OpenMP threads (oneMKL DLASWP error); the solver must not."""
+    import subprocess
+    import sys
+
+    script = (
+        "import torch\n"
+        "torch.set_num_threads(2)\n"
+        "from metantk_nas.baselines.svm import svm_cs_logits\n"
+        "g = torch.Generator().manual_seed(0)\n"
+        "support = torch.randn(4, 25, 16, generator=g, requires_grad=True)\n"
+        "labels = torch.arange(5).repeat_interleave(5).expand(4, 25)\n"
+        "logits = svm_cs_logits(torch.randn(4, 30, 16, generator=g), support, labels, 5)\n"
+        "logits.sum().backward()\n"
+        "assert torch.isfinite(support.grad).all()\n"
+        "print('ok')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stdout + result.stderr
+    assert "DLASWP" not in result.stderr

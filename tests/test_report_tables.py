@@ -8,9 +8,9 @@ import math
 
 import pytest
 
-from _report_helpers import make_run
+from _report_helpers import make_baseline, make_run
 from metantk_nas.cli import main
-from metantk_nas.report.results import read_run
+from metantk_nas.report.results import read_baseline, read_run
 from metantk_nas.report.tables import COLUMNS, build_rows, published_value
 
 
@@ -29,6 +29,7 @@ def runs(tmp_path):
 
 def test_table1_rows_aggregate_seeds_and_compare_with_the_paper(runs):
     rows = build_rows([read_run(p) for p in runs if "random" not in str(p)], "table1", {"mini": "miniImageNet"})
+    rows = [r for r in rows if r["method"]]  # the rows kept at their published values: see the baselines test
     assert [(r["dataset"], r["method"]) for r in rows] == [
         ("glyphs", "metantk-nas"), ("mini", "metanas"), ("mini", "metantk-nas")]
     ntk = rows[2]
@@ -50,6 +51,48 @@ def test_table1_rows_aggregate_seeds_and_compare_with_the_paper(runs):
     glyphs = rows[0]
     assert glyphs["paper_dataset"] is None and glyphs["acc_1shot_paper_mean"] is None
     assert glyphs["acc_1shot_diff"] is None
+
+
+def test_table1_lists_the_papers_rows_in_order_with_the_baselines(runs, tmp_path):
+    results = tmp_path / "results"
+    baselines = [
+        make_baseline(results, "mini", "maml", 1, own=(47.0, 61.0), probe=(40.0, 55.0), params=32_901, per_shot=True),
+        make_baseline(results, "mini", "maml", 2, own=(49.0, 63.0), probe=(42.0, 57.0), params=32_901, per_shot=True),
+        make_baseline(results, "mini", "rfs", 1, own=None, probe=(61.0, 79.0), params=12_465_344, per_shot=False),
+        make_baseline(results, "mini", "metaoptnet", 1, own=(62.0, 78.0), probe=(60.0, 77.0), params=12_424_321,
+                      per_shot=False),
+    ]
+    cells = [read_run(p) for p in runs if "/mini/" in p.as_posix() and "random" not in p.as_posix()]
+    rows = build_rows(cells, "table1", {"mini": "miniImageNet"}, [read_baseline(p) for p in baselines])
+    assert [r["model"] for r in rows] == ["MAML [19]", "MetaOptNet [38]", "RFS [60]", "AutoMeta [32]", "T-NAS++ [40]",
+                                          "MetaNAS [16]", "MetaNAS(retrained)", "MetaNTK-NAS"]
+    maml = rows[0]
+    assert (maml["method"], maml["cells"], maml["seeds"], maml["protocol"]) == ("maml", None, "1 2", "maml")
+    assert maml["acc_1shot_mean"] == pytest.approx(48.0) and maml["acc_1shot_std"] == pytest.approx(math.sqrt(2))
+    assert (maml["acc_1shot_paper_mean"], maml["acc_5shot_paper_mean"]) == (48.70, 63.11)
+    assert maml["acc_5shot_diff"] == pytest.approx(62.0 - 63.11)
+    assert maml["probe_1shot_mean"] == pytest.approx(41.0) and maml["probe_5shot_mean"] == pytest.approx(56.0)
+    assert maml["params_m"] == pytest.approx(0.032901) and maml["params_m_paper"] == 0.03
+    assert maml["architecture"] == "Conv4 (32 filters)" and maml["search_hours"] is None
+    rfs = rows[2]
+    assert rfs["protocol"] == "probe" and rfs["acc_1shot_mean"] == rfs["probe_1shot_mean"] == pytest.approx(61.0)
+    assert rfs["architecture"] == "ResNet-12 (64-160-320-640)" and rfs["acc_5shot_paper_mean"] == 79.64
+    autometa = rows[3]
+    assert autometa["method"] is None and autometa["acc_1shot_mean"] is None
+    assert (autometa["acc_1shot_paper_mean"], autometa["search_gpu_hours_paper"]) == (57.6, 2688)
+    assert autometa["note"].startswith("not re-run: its search took 2688 GPU hours")
+    ntk = rows[-1]
+    assert ntk["protocol"] == "probe" and ntk["probe_1shot_mean"] == ntk["acc_1shot_mean"]
+    markdown_out = tmp_path / "t1.csv"
+    from metantk_nas.report.tables import write_table
+
+    write_table(rows, markdown_out, "Table 1", {})
+    text = markdown_out.with_suffix(".md").read_text()
+    assert "| MAML [19] | mini (miniImageNet) | – | 1 2 | Conv4 (32 filters) |" in text
+    assert "48.00 ± 1.41 (paper 48.70 ± 1.84, Δ -0.70)" in text and "| 41.00 ± 1.41 | 56.00 ± 1.41 |" in text
+    with open(markdown_out, newline="") as handle:
+        table = list(csv.DictReader(handle))
+    assert [row["model"] for row in table] == [r["model"] for r in rows] and tuple(table[0]) == COLUMNS
 
 
 def test_published_values_cover_both_tables():

@@ -143,16 +143,62 @@ def test_every_job_reads_its_settings_file_back_unchanged(paper, tmp_path):
     from metantk_nas.theory.cli import build_config as theory_config
     from metantk_nas.train.cli import build_config as train_config
 
-    builders = {"search": search_config, "train": train_config, "evaluate": evaluate_config,
-                "theory": theory_config}
+    from metantk_nas.baselines.cli import build_settings as baseline_settings
+
+    def as_dict(builder):
+        return lambda args: builder(args).to_dict()
+
+    builders = {"search": as_dict(search_config), "train": as_dict(train_config), "evaluate": as_dict(evaluate_config),
+                "theory": as_dict(theory_config), "baseline_train": baseline_settings,
+                "baseline_evaluate": baseline_settings, "baseline_probe": as_dict(evaluate_config)}
     _, config, jobs, _ = paper
     for job in [job for job in jobs if job.settings is not None][::7]:
         path = tmp_path / f"{job.rule}.json"
         path.write_text(json.dumps(plan.settings_of_file(config, job.argv[job.argv.index("--config") + 1])))
         argv = list(job.argv)
         argv[argv.index("--config") + 1] = str(path)
-        resolved = builders[job.rule](build_parser().parse_args(argv)).to_dict()
+        resolved = builders[job.rule](build_parser().parse_args(argv))
         assert resolved == job.settings, job.name()
+
+
+#: The baselines' papers (written here from the papers, not read from the code): MAML (Finn et al. 2017 §5.2),
+#: ANIL (Raghu et al. 2020: MAML's), MetaOptNet (Lee et al. 2019 and its released command), RFS (Tian et al. 2020).
+PAPER_BASELINES = {
+    "maml": {"width": 1.0, "meta_steps": 60000, "meta_batch_1shot": 4, "meta_batch_5shot": 2, "queries": 15,
+             "inner_steps": 5, "inner_steps_test": 10, "inner_lr": 0.01, "meta_lr": 0.001, "first_order": False},
+    "metaoptnet": {"width": 1.0, "drop_rate": 0.1, "epochs": 60, "updates_per_epoch": 1000, "meta_batch": 8,
+                   "train_shot": 15, "queries": 6, "lr": 0.1, "momentum": 0.9, "weight_decay": 5e-4,
+                   "decay_epochs": [20, 40, 50], "decay_factors": [0.06, 0.012, 0.0024], "C": 0.1,
+                   "qp_iterations": 15, "label_smoothing": 0.1, "crop_padding": 8},
+    "rfs": {"width": 1.0, "drop_rate": 0.1, "lr": 0.05, "momentum": 0.9, "weight_decay": 5e-4, "batch_size": 64,
+            "epochs": 100, "decay_epochs": [60, 80], "decay_rate": 0.1, "crop_padding": 8},
+}
+PAPER_BASELINES["anil"] = PAPER_BASELINES["maml"]
+#: RFS on tieredImageNet: 60 epochs, decays after 30, 40 and 50.
+TIERED_RFS = {"epochs": 60, "decay_epochs": [30, 40, 50]}
+
+
+def test_baseline_jobs_have_their_papers_settings_and_the_cells_tasks(paper):
+    trained = _by_rule(paper, "baseline_train")
+    assert len(trained) == 2 * 3 * (2 + 2 + 1 + 1)  # datasets x seeds x (MAML, ANIL per shot; MetaOptNet; RFS)
+    for job, settings in trained:
+        name, dataset = job.wildcards["baseline"], job.wildcards["dataset"]
+        expected = {**PAPER_BASELINES[name], **(TIERED_RFS if (name, dataset) == ("rfs", "tiered") else {})}
+        for key, value in expected.items():
+            assert settings[key] == value, (job.name(), key)
+        assert settings["seed"] == job.wildcards["seed"]
+    cells = {(job.wildcards["dataset"], job.wildcards["seed"], job.wildcards["shot"]): s
+             for job, s in _by_rule(paper, "evaluate") if job.wildcards["cells"] == 5}
+    own = _by_rule(paper, "baseline_evaluate")
+    probed = _by_rule(paper, "baseline_probe")
+    assert (len(own), len(probed)) == (2 * 3 * 3 * 2, 2 * 3 * 4 * 2)
+    for job, settings in own + probed:
+        evaluate = settings.get("evaluate", settings)
+        key = (job.wildcards["dataset"], job.wildcards["seed"], job.wildcards["shot"])
+        assert evaluate == cells[key], job.name()  # the same tasks, queries and probe as the 5-cell runs
+        if job.rule == "baseline_evaluate":
+            name = job.wildcards["baseline"]
+            assert {k: settings[name][k] for k in PAPER_BASELINES[name]} == PAPER_BASELINES[name], job.name()
 
 
 def test_prepare_and_theory_use_the_paper_data_and_defaults(paper):

@@ -14,8 +14,14 @@ import yaml
 
 from _workflow_helpers import REPO, snakemake, workflow_copy
 
-#: Rules that declare a GPU (resources gpu=1) and, for a GPU node, several host threads.
-GPU_RULES = {"search", "train", "evaluate"}
+#: Rules that must declare a GPU (resources gpu=1) and, for a GPU node, several host threads.
+GPU_RULES = {"search", "train", "evaluate", "baseline_train", "baseline_evaluate", "baseline_probe"}
+
+
+def _gpu_rules(dry_run: str) -> set[str]:
+    """Rules whose jobs declare ``gpu=1`` in a dry-run."""
+    return {rule for rule, block in re.findall(r"\n(?:local)?rule (\w+):\n(.*?)\n\n", dry_run, flags=re.S)
+            if re.search(r"resources: .*\bgpu=1\b", block)}
 
 
 def _threads_by_rule(dry_run: str) -> dict[str, set[int]]:
@@ -34,6 +40,7 @@ def test_cpu_profile_runs_every_gpu_rule_with_one_thread_and_no_gpu_limit(tmp_pa
     result = snakemake(root, "-n", "--profile", "profiles/cpu", "--cores", "4")
     assert result.returncode == 0, result.stdout + result.stderr
     threads = _threads_by_rule(result.stdout)
+    assert _gpu_rules(result.stdout) == GPU_RULES
     for rule in GPU_RULES | {"theory"}:
         assert threads[rule] == {1}, (rule, threads[rule])
     # The GPU profile keeps the rules' own thread counts (host threads feeding the GPU).

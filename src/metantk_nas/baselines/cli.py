@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from metantk_nas.baselines.algorithms import ALGORITHMS, get_algorithm
 from metantk_nas.baselines.config import CONFIGS
@@ -50,6 +51,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         sub.set_defaults(func=_evaluate, settings_class=cls)
 
 
+def build_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The settings a ``baseline train|evaluate`` command line resolves to, as its job's settings file holds them."""
+    if args.action == "train":
+        return args.settings_class.from_args(args).to_dict()
+    cfg, algo_cfg = _evaluate_configs(args)
+    return {"evaluate": cfg.to_dict(), algo_cfg.section: algo_cfg.to_dict()}
+
+
+def _evaluate_configs(args: argparse.Namespace) -> tuple[EvalConfig, Any]:
+    """The evaluation's settings (file, then flags) and the algorithm's test-time settings (file)."""
+    from metantk_nas.io import read_settings_section
+
+    cls = args.settings_class
+    algo_values = read_settings_section(args.config, cls.section) if args.config else {}
+    return EvalConfig.from_args(args), cls.from_dict(algo_values, source=str(args.config) if args.config else "defaults")
+
+
 def _train(args: argparse.Namespace) -> int:
     from metantk_nas.io import output_folder
 
@@ -73,13 +91,10 @@ def _train(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from metantk_nas.baselines.protocols import evaluate_protocol
-    from metantk_nas.io import output_folder, read_settings_section
+    from metantk_nas.io import output_folder
 
     algorithm = get_algorithm(args.algorithm)
-    cfg = EvalConfig.from_args(args)
-    cls = args.settings_class
-    algo_values = read_settings_section(args.config, cls.section) if args.config else {}
-    algo_cfg = cls.from_dict(algo_values, source=str(args.config) if args.config else "defaults")
+    cfg, algo_cfg = _evaluate_configs(args)
     files = [f"{shot}shot.json" for shot in cfg.shots]
     with output_folder(args.out, wait=args.wait, files=files):
         results = evaluate_protocol(algorithm, cfg, algo_cfg, args.model, args.dataset, args.out)

@@ -94,8 +94,22 @@ def _kkt_matrix(Q: Tensor, G: Tensor, A: Tensor, s: Tensor, lam: Tensor) -> Tens
     return M
 
 
+def _per_matrix(function: Any, *batches: Tensor) -> tuple[Tensor, ...] | Tensor:
+    """``function`` applied to one matrix of the batch at a time, results stacked.
+
+    Why not one batched call: torch's batched CPU LAPACK path (getrf/getrs over the batch with more than
+    one OpenMP thread) fails here with "oneMKL ERROR: Parameter 6 was incorrect on entry to DLASWP" and
+    never returns (torch 2.14.1, measured on the 2-core development machine); one matrix at a time uses
+    every thread inside MKL and is correct. The batch is a few tasks, so the loop costs nothing.
+    """
+    results = [function(*items) for items in zip(*batches)]
+    if isinstance(results[0], tuple):
+        return tuple(torch.stack(parts) for parts in zip(*results))
+    return torch.stack(results)
+
+
 def _factor(M: Tensor) -> tuple[Tensor, Tensor]:
-    lu, pivots, info = torch.linalg.lu_factor_ex(M)
+    lu, pivots, info = _per_matrix(torch.linalg.lu_factor_ex, M)
     if bool((info > 0).any()):
         raise ValueError("singular KKT matrix: A must have full row rank and Q be positive definite on the "
                          "null space of A")
@@ -107,7 +121,7 @@ def _newton(factor: tuple[Tensor, Tensor], s: Tensor, lam: Tensor, a_1: Tensor, 
     """Solve QΔz + GᵀΔλ + AᵀΔν = a_1, λ∘GΔz − s∘Δλ = a_2, AΔz = a_3 (the second row scaled by 1/max(s, λ))."""
     n, m = a_1.shape[-1], a_2.shape[-1]
     rhs = torch.cat([a_1, a_2 / torch.maximum(s, lam), a_3], dim=-1)
-    sol = torch.linalg.lu_solve(*factor, rhs.unsqueeze(-1)).squeeze(-1)
+    sol = _per_matrix(torch.linalg.lu_solve, *factor, rhs.unsqueeze(-1)).squeeze(-1)
     return sol[..., :n], sol[..., n:n + m], sol[..., n + m:]
 
 
@@ -200,7 +214,7 @@ class _QPFunction(torch.autograd.Function):
         Q, G, A, z, s, lam, nu = ctx.saved_tensors
         n, m, k = Q.shape[-1], G.shape[-2], A.shape[-2]
         rhs = torch.cat([grad_z, grad_z.new_zeros(grad_z.shape[0], m + k)], dim=-1)
-        sol = torch.linalg.solve(_kkt_matrix(Q, G, A, s, lam), rhs.unsqueeze(-1)).squeeze(-1)
+        sol = _per_matrix(torch.linalg.solve, _kkt_matrix(Q, G, A, s, lam), rhs.unsqueeze(-1)).squeeze(-1)
         d_z, u, d_nu = sol[:, :n], sol[:, n:n + m], sol[:, n + m:]
         outer = d_z.unsqueeze(-1) * z.unsqueeze(-2)
         need = ctx.needs_input_grad

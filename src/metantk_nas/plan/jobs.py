@@ -176,7 +176,9 @@ def _baseline_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[
     algorithm = get_algorithm(name)
     where = f"{rule} settings of {dataset}/{name}/seed{seed}"
     cls = CONFIGS[name]
-    algo = cls.from_dict({**config["baselines"].get(name, {}), "seed": seed}, source=f"baselines.{name} ({where})")
+    own = config["baselines"].get("per_dataset", {}).get(dataset, {}).get(name, {})
+    algo = cls.from_dict({**config["baselines"].get(name, {}), **own, "seed": seed},
+                         source=f"baselines.{name} ({where})")
     if rule == "baseline_train":
         return algo.to_dict()
     values = {"shots": [int(wildcards["shot"])], "seed": seed, **baseline_evaluate_settings(config, dataset)}

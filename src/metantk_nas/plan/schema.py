@@ -89,6 +89,12 @@ def _baselines() -> dict[str, Any]:
             **{name: {**cls.json_schema(), "default": {},
                       "description": f"Options of `metantk-nas baseline train {name}` ({cls.__name__} keys)."}
                for name, cls in CONFIGS.items()},
+            "per_dataset": {"description": "Per dataset (a key of `datasets`), options that override single keys of "
+                                           "the blocks above (e.g. RFS's tieredImageNet schedule).",
+                            "type": "object", "default": {},
+                            "additionalProperties": {
+                                "type": "object", "additionalProperties": False,
+                                "properties": {name: cls.json_schema(defaults=False) for name, cls in CONFIGS.items()}}},
         },
     }
 
