@@ -73,11 +73,11 @@ def test_cross_key_errors(tmp_path):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda c: c["train"].update(decay_epochs=[2, 1]),
+        (lambda c: c["train"].update(decay_epochs=[5, 2]),
          "train settings of glyphs/5cell/metantk-nas/seed0: key 'decay_epochs' must be strictly ascending epochs "
-         "in 1..2 (below epochs = 3), got [2, 1]"),
-        (lambda c: c["train"].update(decay_epochs=[3]),
-         "key 'decay_epochs' must be strictly ascending epochs in 1..2 (below epochs = 3), got [3]"),
+         "in 1..4 (below epochs = 5), got [5, 2]"),
+        (lambda c: c["train"].update(decay_epochs=[5]),
+         "key 'decay_epochs' must be strictly ascending epochs in 1..4 (below epochs = 5), got [5]"),
         (lambda c: c.update(metanas_genotype="metanas/v9"),
          "config key metanas_genotype: metanas/v9: neither a zoo architecture"),
         (lambda c: c.update(datasets={"mini": {"format": "rfs-mini", "root": "no/such/folder"}},

@@ -58,6 +58,9 @@ def evaluate_protocol(algorithm: Algorithm, cfg: EvalConfig, algo_cfg: MAMLConfi
     def transform(images: np.ndarray) -> torch.Tensor:
         return normalize(to_tensor(images, device), mean, std)
 
+    # The SVM reads fixed embeddings of un-augmented images: every test image is embedded once (as the
+    # cells' query bank), each task indexes them. MAML and ANIL adapt the weights per task: no bank.
+    bank = _embedding_bank(model, split.images, transform) if algorithm.protocol == "svm" else None
     results = {}
     for shot in cfg.shots:
         sampler = TaskSampler(split.labels, cfg.n_way, shot, cfg.queries, cfg.seed)
@@ -65,11 +68,17 @@ def evaluate_protocol(algorithm: Algorithm, cfg: EvalConfig, algo_cfg: MAMLConfi
         started = time.perf_counter()
         for first in range(0, cfg.tasks, TASK_CHUNK):
             batch = sampler.stack(min(TASK_CHUNK, cfg.tasks - first), start=first)
-            xs = stacked_images(split.images, batch.support, transform)
-            xq = stacked_images(split.images, batch.query, transform)
             ys = torch.from_numpy(batch.support_labels).to(device)
             yq = torch.from_numpy(batch.query_labels).to(device)
-            predicted = _predict(algorithm, algo_cfg, model, xs, ys, xq, cfg.n_way)
+            if bank is not None:
+                index = torch.from_numpy(batch.support), torch.from_numpy(batch.query)
+                logits = svm_cs_logits(bank[index[1]], bank[index[0]], ys, cfg.n_way, C=algo_cfg.C,
+                                       max_iter=algo_cfg.qp_iterations, ridge=algo_cfg.ridge)
+                predicted = logits.argmax(-1)
+            else:
+                xs = stacked_images(split.images, batch.support, transform)
+                xq = stacked_images(split.images, batch.query, transform)
+                predicted = _adapted_predictions(algorithm, algo_cfg, model, xs, ys, xq)
             accuracies.extend((predicted == yq).float().mean(dim=1).tolist())
         mean_acc, ci95 = mean_ci95(accuracies)
         result = {
@@ -93,18 +102,17 @@ def _protocol_settings(algorithm: Algorithm, algo_cfg: MAMLConfig | MetaOptNetCo
     return {"inner_steps": algo_cfg.inner_steps_test, "inner_lr": algo_cfg.inner_lr, "adapt": algorithm.adapt}
 
 
-def _predict(algorithm: Algorithm, algo_cfg: MAMLConfig | MetaOptNetConfig, model: torch.nn.Module,
-             xs: torch.Tensor, ys: torch.Tensor, xq: torch.Tensor, n_way: int) -> torch.Tensor:
-    """Predicted query labels (tasks, queries) of a chunk of tasks."""
-    if algorithm.protocol == "svm":
-        model.eval()  # ResNet-12: BatchNorm running statistics, no dropout
-        with torch.no_grad():
-            tasks, n_support = xs.shape[:2]
-            support = model.forward_features(xs.flatten(0, 1)).view(tasks, n_support, -1)
-            query = model.forward_features(xq.flatten(0, 1)).view(tasks, xq.shape[1], -1)
-            logits = svm_cs_logits(query, support, ys, n_way, C=algo_cfg.C, max_iter=algo_cfg.qp_iterations,
-                                   ridge=algo_cfg.ridge)
-        return logits.argmax(-1)
+def _embedding_bank(model: torch.nn.Module, images: np.ndarray, transform: Any, batch_size: int = 128) -> torch.Tensor:
+    """``forward_features`` of every image, in eval mode (ResNet-12: running statistics, no dropout)."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([model.forward_features(transform(np.asarray(images[start:start + batch_size])))
+                          for start in range(0, len(images), batch_size)])
+
+
+def _adapted_predictions(algorithm: Algorithm, algo_cfg: MAMLConfig, model: torch.nn.Module, xs: torch.Tensor,
+                         ys: torch.Tensor, xq: torch.Tensor) -> torch.Tensor:
+    """MAML/ANIL: predicted query labels (tasks, queries) after adapting to each task's supports."""
     model.train()  # Conv4 normalises with batch statistics, as MAML does at test time
     return torch.stack([
         adapt_and_predict(model, xs[t], ys[t], xq[t], steps=algo_cfg.inner_steps_test, lr=algo_cfg.inner_lr,
