@@ -12,12 +12,15 @@ import pytest
 
 from _workflow_helpers import REPO, job_counts, snakemake, workflow_copy
 
-#: Jobs of config/paper.yaml: 2 datasets; mini 2 cells x 5 methods x 3 seeds + tiered 2 x 2 x 3 = 42 runs.
+#: Jobs of config/paper.yaml: 2 datasets; mini 2 cells x 5 methods x 3 seeds + tiered 2 x 2 x 3 = 42 runs; per
+#: dataset and seed the 4 baselines: 6 models (MAML, ANIL per shot), 3 x 2 own protocols, 4 x 2 probes.
 PAPER_JOBS = {"prepare": 2, "search": 42, "train": 42, "evaluate": 84, "draw_cells": 42,
-              "table": 2, "figures": 1, "theory": 1, "all": 1, "settings": 42 + 42 + 84 + 1}
-#: Jobs of config/config.yaml: one dataset, 5 cells, 5 methods, 1 seed.
+              "baseline_train": 36, "baseline_evaluate": 36, "baseline_probe": 48,
+              "table": 2, "figures": 1, "theory": 1, "all": 1, "settings": 42 + 42 + 84 + 1 + 36 + 36 + 48}
+#: Jobs of config/config.yaml: one dataset, 5 cells, 5 methods, 1 seed, the 4 baselines.
 DEFAULT_JOBS = {"prepare": 1, "search": 5, "train": 5, "evaluate": 10, "draw_cells": 5,
-                "table": 2, "figures": 1, "theory": 1, "all": 1, "settings": 5 + 5 + 10 + 1}
+                "baseline_train": 6, "baseline_evaluate": 6, "baseline_probe": 8,
+                "table": 2, "figures": 1, "theory": 1, "all": 1, "settings": 5 + 5 + 10 + 1 + 6 + 6 + 8}
 
 
 def test_default_config_dry_run(tmp_path):
@@ -38,7 +41,7 @@ def test_paper_config_with_slurm_profile(tmp_path):
     assert blocks
     for rule, block in blocks:
         resources = re.search(r"resources: (.*)", block)
-        if rule in {"search", "train", "evaluate"}:
+        if rule in {"search", "train", "evaluate", "baseline_train", "baseline_evaluate", "baseline_probe"}:
             assert resources and "gpu=1" in resources.group(1), block
         elif resources:
             assert "gpu=" not in resources.group(1), block
