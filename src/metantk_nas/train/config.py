@@ -43,8 +43,8 @@ class TrainConfig(Options):
     seed: int = option(0, "seed of the initialisation, batches and augmentation", minimum=0, workflow=False)
     device: str = option("auto", "auto | cpu | cuda[:N]", workflow=False)
     amp: bool = option(True, "bf16 autocast; only ever active on CUDA", workflow=False)
-    channels_last: bool = option(True, "NHWC memory format (faster on CUDA and on the CPU: ×1.3 per step at one thread, "
-                                                 "benchmarks/train_speed.py)", workflow=False)
+    channels_last: bool = option(True, "NHWC memory format on CUDA (the CPU trains in NCHW: there oneDNN's NHWC "
+                                 "training aborted with a double free at 84×84, C = 4)", workflow=False)
     compile: bool = option(False, "torch.compile the model", workflow=False)
 
     def check(self) -> None:

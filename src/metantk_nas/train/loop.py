@@ -64,7 +64,9 @@ def train(cfg: TrainConfig, architecture: Architecture, dataset_dir: str | os.Pa
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     use_amp = cfg.amp and cuda
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    # NHWC on CUDA only: on the CPU, oneDNN's channels_last training aborted with "double free or corruption"
+    # (84×84 images, C = 4, torch 2.14.1; the SLURM stage's miniature), so the CPU trains in NCHW.
+    memory_format = torch.channels_last if cfg.channels_last and cuda else torch.contiguous_format
 
     # -- data ------------------------------------------------------------------------------------
     split = open_split(dataset_dir, "train")
