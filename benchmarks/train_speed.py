@@ -4,7 +4,8 @@
     python benchmarks/train_speed.py --cores 4        # the scheduling check for a 4-core machine
 
 1. Memory format: images per second of one training step (forward, backward, SGD) in NCHW against
-   channels_last (``train.channels_last``, now applied on every device), at one thread and at ``--cores``.
+   channels_last, at one thread and at ``--cores`` (channels_last was 1.2-1.3x faster here, but ``train`` uses
+   it on CUDA only: on the CPU oneDNN's channels_last training aborted with a double free at 84x84, C = 4).
 2. Scheduling (``profiles/cpu``): the aggregate images per second of ``--cores`` concurrent one-thread
    training processes (what profiles/cpu runs) against one process with ``--cores`` threads (what the
    rules' own thread counts give on a CPU, with GPU jobs one at a time: profiles/local).
