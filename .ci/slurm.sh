@@ -217,7 +217,7 @@ set +e
 # end before it is seen), so the check cancels one attempt and no resubmission follows it.
 "${SMK[@]}" --retries 0 > "$RUN/run1.log" 2>&1 &
 smk=$!
-$CI cancel --comment "$CANCEL_COMMENT" --started "$CANCEL_LOG" --times 1 --pid "$smk" --delay 3 --record "$RUN/cancelled.txt"
+$CI cancel --comment "$CANCEL_COMMENT" --started "$CANCEL_LOG" --times 1 --pid "$smk" --delay 0.5 --record "$RUN/cancelled.txt"
 cancel_rc=$?
 wait "$smk"
 rc1=$?

@@ -187,7 +187,7 @@ def cancel(comment: str, started: Path, times: int, pid: int, delay: float, reco
             print(f"scancel {job_id} ({comment}), {time.time() - job_start:.0f} s after the job started, "
                   f"its command running: {started.read_text().splitlines()[0][:60]}...", flush=True)
             record.write_text("\n".join(cancelled) + "\n")
-        time.sleep(1)
+        time.sleep(0.2)  # a miniature training runs a few seconds: poll often enough to catch it
     if not cancelled:
         raise SystemExit(f"no running SLURM job with comment {comment!r} was seen; nothing was cancelled")
 
@@ -359,7 +359,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--started", type=Path, required=True, help="the job's rule log")
     p.add_argument("--times", type=int, default=1)
     p.add_argument("--pid", type=int, required=True)
-    p.add_argument("--delay", type=float, default=3)
+    p.add_argument("--delay", type=float, default=0.5)
     p.add_argument("--record", type=Path, required=True)
     p = sub.add_parser("check-run")
     p.add_argument("log", type=Path)

@@ -13,6 +13,7 @@ rule baseline_train:
         f"logs/baseline_train/{BASELINE_LOG}-{{regime}}.log",
     benchmark:
         f"logs/benchmarks/baseline_train/{BASELINE_LOG}-{{regime}}.tsv"
+    priority: 2  # as train (train.smk)
     conda:
         "../../envs/metantk-nas.yaml"
     threads: 8
@@ -44,6 +45,7 @@ rule baseline_evaluate:
         f"logs/baseline_evaluate/{BASELINE_LOG}-{{shot}}shot.log",
     benchmark:
         f"logs/benchmarks/baseline_evaluate/{BASELINE_LOG}-{{shot}}shot.tsv"
+    priority: 1  # MAML's per-task adaptation is long (train.smk)
     conda:
         "../../envs/metantk-nas.yaml"
     threads: 8

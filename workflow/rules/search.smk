@@ -12,6 +12,8 @@ rule search:
         f"logs/search/{RUN_LOG}.log",
     benchmark:
         f"logs/benchmarks/search/{RUN_LOG}.tsv"
+    # Longest work first: a search unlocks a training, the longest jobs of the DAG (see train.smk).
+    priority: 3
     conda:
         "../../envs/metantk-nas.yaml"
     threads: 1

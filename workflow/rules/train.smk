@@ -13,6 +13,9 @@ rule train:
         f"logs/train/{RUN_LOG}.log",
     benchmark:
         f"logs/benchmarks/train/{RUN_LOG}.tsv"
+    # Above the short evaluations: started last, a training ran alone on an idle machine (2-core CPU run:
+    # 100 s of one idle core at the end).
+    priority: 2
     conda:
         "../../envs/metantk-nas.yaml"
     threads: 8
