@@ -26,16 +26,26 @@ PRESET_RUNS: dict[str, dict[str, Any]] = {
 
 
 
-def run_preset(name: str, out: Path, store_root: Path) -> Path:
-    """Run the preset search ``name`` into ``out`` (the glyph store, 32 px, 4 images per class, seed 0, is
-    generated under ``store_root`` on first use) and return ``out``."""
+def preset_store(root: Path) -> Path:
+    """The glyph store of the preset runs (32 px, 4 images per class, seed 0) under ``root``, made on first use."""
     from metantk_nas.data.glyphs import generate_glyphs
+
+    store = root / "glyphs"
+    if not store.exists():
+        generate_glyphs(store, image_size=32, images_per_class=4, seed=0)
+    return store
+
+
+def search(settings: dict[str, Any], out: Path, store_root: Path) -> Path:
+    """Run the search of ``SMALL`` + ``settings`` into ``out`` and return ``out``."""
     from metantk_nas.search.config import SearchConfig
     from metantk_nas.search.engine import run_search
 
-    store = store_root / "glyphs"
-    if not store.exists():
-        generate_glyphs(store, image_size=32, images_per_class=4, seed=0)
-    cfg = SearchConfig.from_dict({**SMALL, **PRESET_RUNS[name]})
-    run_search(cfg, store, out, work_dir=out.parent / f".work-{name}", progress=False)
+    run_search(SearchConfig.from_dict({**SMALL, **settings}), preset_store(store_root), out,
+               work_dir=out.parent / f".work-{out.name}", progress=False)
     return out
+
+
+def run_preset(name: str, out: Path, store_root: Path) -> Path:
+    """Run the preset search ``name`` into ``out`` and return ``out``."""
+    return search(PRESET_RUNS[name], out, store_root)

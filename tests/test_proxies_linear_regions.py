@@ -8,8 +8,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from metantk_nas.proxies import linear_regions, region_inputs
-from metantk_nas.proxies.linear_regions import activation_codes
+from metantk_nas.proxies.linear_regions import activation_codes, linear_regions, region_inputs
 from metantk_nas.space import build_thin_network
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -9,7 +9,8 @@ from torch import nn
 
 from metantk_nas.kernels import make_head, metantk_condition, ntk_condition
 from metantk_nas.kernels.cli import KERNELS
-from metantk_nas.proxies import PROXIES, Proxy, get_proxy, linear_regions, zero_cost
+from metantk_nas.proxies import PROXIES, Proxy, get_proxy, zero_cost
+from metantk_nas.proxies.linear_regions import linear_regions
 from metantk_nas.space import SearchSupernet
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -34,13 +35,13 @@ def test_directions_and_needs():
     }
     assert all(PROXIES[name].inputs == "images" for name in ZERO_COST)
     assert [name for name, proxy in PROXIES.items() if proxy.needs_labels] == ["snip", "grad-norm"]
-    assert PROXIES["linear-regions"].score is linear_regions
-    assert [PROXIES[name].score for name in ZERO_COST] == [
+    assert PROXIES["linear-regions"].scorer is linear_regions
+    assert [PROXIES[name].scorer for name in ZERO_COST] == [
         zero_cost.naswot, zero_cost.synflow, zero_cost.snip, zero_cost.grad_norm, zero_cost.jacob_cov,
         zero_cost.params, zero_cost.flops,
     ]
     with pytest.raises(ValueError, match="network must be one of"):
-        Proxy("x", "X", len, True, "supernets", "images", False, "")
+        Proxy("x", "X", "builtins:len", True, "supernets", "images", False, "")
 
 
 def _supernet() -> SearchSupernet:

@@ -48,10 +48,14 @@ def test_bad_values_name_the_key(values: dict, message: str) -> None:
 
 
 def test_method_registry_and_paper_settings_match_appendix_e() -> None:
-    assert list(METHODS) == ["metanas", "metantk-nas", "te-nas", "linear-regions", "random", "fixed"]
+    assert list(METHODS) == ["metanas", "metantk-nas", "te-nas", "linear-regions", "random", "custom", "fixed"]
     assert table_methods("table1") == ("metanas", "metantk-nas")
-    assert table_methods("table2") == ("metantk-nas", "te-nas", "linear-regions", "random")
-    assert get_method("linear-regions").condition is None and get_method("te-nas").condition == "ntk"
+    assert table_methods("table2") == ("metantk-nas", "te-nas", "linear-regions", "random", "custom")
+    assert get_method("linear-regions").proxies == ("linear-regions",)
+    assert get_method("te-nas").proxies == ("ntk", "linear-regions")
+    assert SearchConfig().proxy_names == ("metantk-maml", "linear-regions")
+    assert SearchConfig(kernel="anil").proxy_names == ("metantk-anil", "linear-regions")
+    assert SearchConfig(method="custom", proxies=("naswot", "metantk")).proxy_names == ("naswot", "metantk-maml")
     assert not get_method("random").prunes and get_method("metantk-nas").prunes
     assert get_method("metanas").genotype == "metanas/in-v2" and get_method("fixed").genotype is None
     assert paper_settings("mini", 8) == {"kernel": "anil", "lam_tau": 1.0, "reg": 1e-5}
@@ -62,6 +66,19 @@ def test_method_registry_and_paper_settings_match_appendix_e() -> None:
         get_method("darts")
     assert SearchConfig(method="fixed", genotype="metanas/in-v2").genotype == "metanas/in-v2"
     assert SearchConfig(method="metanas").genotype is None  # its published cell (the registry's) by default
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"method": "custom"}, "key 'proxies' is required for method 'custom'"),
+    ({"method": "te-nas", "proxies": ["naswot"]}, "refused for the preset methods"),
+    ({"method": "custom", "proxies": []}, "key 'proxies' is required"),
+    ({"method": "custom", "proxies": ["ntk", "metantk-anil"]}, "at most one condition number"),
+    ({"method": "custom", "proxies": ["naswot", "naswot"]}, "each proxy at most once"),
+    ({"method": "custom", "proxies": ["zen"]}, "proxies"),
+])
+def test_custom_proxies_are_checked(values: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        SearchConfig.from_dict(values, source="cfg.yaml")
 
 
 def test_state_round_trip_and_refuses_other_config(tmp_path) -> None:

@@ -26,12 +26,12 @@ def test_half_way_rounding_of_delta_c_and_delta_r(origin: int, candidate: int, n
                                                     python_r: float) -> None:
     """ΔC is rounded as the official NumPy float (round(np.float64, 3)), ΔR as the official Python float."""
     assert DELTA_ROUNDING == {"c": "numpy", "r": "python"}
-    assert _delta(float(origin), float(candidate), "relative", 3, DELTA_ROUNDING["c"]) == numpy_c
-    assert _delta(origin, candidate, "relative", 3, DELTA_ROUNDING["r"]) == python_r
+    assert _delta(float(origin), float(candidate), "relative", 3, DELTA_ROUNDING["c"], "ntk") == numpy_c
+    assert _delta(origin, candidate, "relative", 3, DELTA_ROUNDING["r"], "linear-regions") == python_r
     value = (origin - candidate) / origin
     assert round_decimals(value, 3, "numpy") == float(np.round(value, 3)) == float(round(np.float64(value), 3))
     assert round_decimals(value, 3, "python") == round(value, 3)
-    assert _delta(origin, candidate, "absolute", 3, "numpy") == origin - candidate  # no rounding
+    assert _delta(origin, candidate, "absolute", 3, "numpy", "ntk") == origin - candidate  # no rounding
     with pytest.raises(ValueError, match="rounding"):
         round_decimals(value, 3, "bankers")
 

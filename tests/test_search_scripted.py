@@ -43,7 +43,9 @@ class ScriptedMeasurer:
 
     prefetch = False
 
-    def __init__(self, cfg: SearchConfig, condition: str | None, train: Any, device: Any) -> None:
+    def __init__(self, cfg: SearchConfig, condition: str | None, train: Any, device: Any, *, algorithm: str | None,
+                 others: tuple[str, ...]) -> None:
+        assert others == ()
         self.condition = condition
         self.kernel_evaluations = self.region_evaluations = 0
         self.groups = cfg.batch_candidates or 1

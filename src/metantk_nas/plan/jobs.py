@@ -138,7 +138,7 @@ def job_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, A
     """Every setting of one job, resolved and checked by the stage's own settings class."""
     from metantk_nas.evaluate.config import EvalConfig
     from metantk_nas.search.config import SearchConfig
-    from metantk_nas.search.methods import get_method
+    from metantk_nas.search.methods import CUSTOM, get_method
     from metantk_nas.theory.config import TheoryConfig
     from metantk_nas.train.config import TrainConfig
 
@@ -156,6 +156,8 @@ def job_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, A
             values["genotype"] = config[f"{method}_genotype"]
         elif source == "search":
             values.update(settings(config, "search", dataset, cells))
+            if method != CUSTOM:  # the preset methods carry their own proxies
+                values.pop("proxies", None)
         return SearchConfig.from_dict(values, source=where).to_dict()
     if rule == "train":
         values = {**identity, "channels": config["channels"], **settings(config, "train", dataset, cells)}

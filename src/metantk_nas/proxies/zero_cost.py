@@ -171,9 +171,12 @@ def jacob_cov(model: nn.Module, x: torch.Tensor) -> float:
 
 
 def params(model: nn.Module, x: torch.Tensor | None = None) -> float:
-    """Number of trainable parameters (``requires_grad``; shared ones once); ``x`` is not used (the proxies'
-    common signature)."""
-    return float(count_parameters(p for p in model.parameters() if p.requires_grad))
+    """Number of trainable parameters (``requires_grad``; shared ones once); of a masked search supernet, those its
+    masks use (``named_alive_parameters``: a pruning candidate is the supernet without one op). ``x`` is not
+    used (the proxies' common signature)."""
+    alive = getattr(model, "named_alive_parameters", None)
+    parameters = [p for _, p in alive()] if alive is not None else model.parameters()
+    return float(count_parameters(p for p in parameters if p.requires_grad))
 
 
 def flops(model: nn.Module, x: torch.Tensor) -> float:

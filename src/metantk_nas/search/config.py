@@ -14,7 +14,8 @@ from typing import ClassVar
 
 from metantk_nas.device import check_device
 from metantk_nas.options import Options, option
-from metantk_nas.search.methods import METHODS, get_method
+from metantk_nas.proxies.registry import PROXIES
+from metantk_nas.search.methods import CUSTOM, METANTK, METHODS, get_method
 from metantk_nas.space.primitives import PRIMITIVES
 
 #: Per-sample-gradient backends of ``metantk_nas.kernels``.
@@ -40,6 +41,9 @@ class SearchConfig(Options):
                                   choices=PRIMITIVES, workflow=False)
     genotype: str | None = option(None, "zoo name or genotype file of a given-cell method (metanas: its "
                                   "published cell by default)", workflow=False)
+    proxies: tuple[str, ...] | None = option(None, "the proxies of method custom, ranked each in its own direction "
+                                             "and rank-summed (metantk: the MetaNTK of kernel); refused for the "
+                                             "other methods, which are presets", choices=(METANTK, *PROXIES))
     repeats: int = option(3, "repeats of every ΔC/ΔR measurement", minimum=1)
     tasks: int = option(3, "tasks per MetaNTK batch (official dartsbs)", minimum=1)
     ways: int = option(5, "classes per search task", minimum=2)
@@ -76,4 +80,19 @@ class SearchConfig(Options):
             raise ValueError("key 'genotype' is required for method 'fixed', allowed for the given-cell methods "
                              f"{[m for m, spec in METHODS.items() if spec.source == 'genotype']} and nowhere else "
                              f"(method={self.method!r}, genotype={self.genotype!r})")
+        custom = self.method == CUSTOM
+        if custom != (self.proxies is not None) or (custom and not self.proxies):
+            raise ValueError("key 'proxies' is required for method 'custom' (a list of proxies) and refused for the "
+                             f"preset methods (method={self.method!r}, proxies={self.proxies!r})")
+        names = self.proxy_names
+        kernels = [name for name in names if PROXIES[name].network == "supernet"]
+        if len(set(names)) != len(names) or len(kernels) > 1:
+            raise ValueError(f"key 'proxies': each proxy at most once and at most one condition number "
+                             f"({[n for n, p in PROXIES.items() if p.network == 'supernet']}), got {list(names)!r}")
         check_device(self.device)
+
+    @property
+    def proxy_names(self) -> tuple[str, ...]:
+        """The registry names of the proxies this search ranks by, in rank-sum order (``metantk`` resolved)."""
+        names = self.proxies if self.method == CUSTOM else get_method(self.method).proxies
+        return tuple(f"{METANTK}-{self.kernel}" if name == METANTK else name for name in names or ())

@@ -21,6 +21,7 @@ with the same tasks, weights and head as every candidate).
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -48,6 +49,8 @@ from metantk_nas.search.trace import write_trace
 from metantk_nas.seeding import derive_seed
 
 CELL_TYPES = ("normal", "reduce")
+#: The registry name of the linear-region count (the thin network; the trace's ``regions_*`` columns).
+LINEAR_REGIONS = "linear-regions"
 #: Inputs kept per intermediate node by the edge stage (official ``num_per_group``).
 EDGES_PER_NODE = 2
 #: Official paper-scale counts: 6 rounds with 126+108+90+72+54+36 op candidates, then 7 edge candidates per cell.
@@ -66,14 +69,55 @@ class Candidate:
 
 @dataclass(frozen=True)
 class Measurement:
-    """One repeat of one candidate."""
+    """One repeat of one candidate (``None`` and Δ = 0 for a score the method does not use)."""
 
     cond_origin: float | None
     cond_candidate: float | None
-    regions_origin: int
-    regions_candidate: int
+    regions_origin: int | None
+    regions_candidate: int | None
     delta_c: float
     delta_r: float
+    #: per other proxy of the method, in its order: (origin, candidate, Δ)
+    others: tuple[tuple[float, float, float], ...] = ()
+
+
+@dataclass(frozen=True)
+class ProxyPlan:
+    """How a search measures its proxies (``cfg.proxy_names``, in rank-sum order): at most one condition number
+    (``Measurer`` batches it), linear regions (the thin network), and the others on the masked supernet."""
+
+    names: tuple[str, ...]
+
+    @property
+    def kernel(self) -> str | None:
+        """The condition-number proxy (``metantk-maml``, ``metantk-anil`` or ``ntk``), if any."""
+        from metantk_nas.proxies.registry import PROXIES
+
+        return next((name for name in self.names if PROXIES[name].network == "supernet"), None)
+
+    @property
+    def regions(self) -> bool:
+        return LINEAR_REGIONS in self.names
+
+    @property
+    def others(self) -> tuple[str, ...]:
+        return tuple(name for name in self.names if name != self.kernel and name != LINEAR_REGIONS)
+
+    def measurer_options(self) -> dict[str, Any]:
+        """``Measurer`` arguments: the condition (``metantk``/``ntk``/None), the MetaNTK algorithm, the others."""
+        from metantk_nas.proxies.registry import PROXIES
+
+        kernel = self.kernel
+        return {"condition": None if kernel is None else ("ntk" if kernel == "ntk" else "metantk"),
+                "algorithm": None if kernel is None else PROXIES[kernel].options.get("algorithm"),
+                "others": self.others}
+
+    def directions(self) -> list[bool]:
+        """Per proxy, whether a larger mean Δ = (origin − candidate)/|origin| is more prunable: the removal of
+        the op improved (or least hurt) a lower-is-better score, i.e. ``not higher_is_better``."""
+        from metantk_nas.proxies.registry import PROXIES
+
+        return [not PROXIES[name].higher_is_better for name in self.names]
 
 
 # -- masks ----------------------------------------------------------------------------------------
@@ -146,14 +190,18 @@ def _masks_from_lists(lists: dict[str, list[list[bool]]]) -> dict[str, Any]:
 # -- scoring --------------------------------------------------------------------------------------
 
 
-def _delta(origin: float, candidate: float, mode: str, precision: int, rounding: str) -> float:
-    """Official relative change rounded per repeat (``rounding``: see ``ranking.DELTA_ROUNDING``), or the
-    paper's plain difference."""
+def _delta(origin: float, candidate: float, mode: str, precision: int, rounding: str, proxy: str) -> float:
+    """Official relative change (origin − candidate)/|origin| rounded per repeat (``rounding``: see
+    ``ranking.DELTA_ROUNDING``), or the paper's plain difference."""
+    if not (math.isfinite(origin) and math.isfinite(candidate)):
+        raise ValueError(f"proxy {proxy!r} gave a non-finite value (origin {origin}, candidate {candidate}): "
+                         "its change cannot be ranked")
     if mode == "absolute":
         return float(origin - candidate)
     if origin == 0:
-        raise ValueError("relative delta undefined: the origin measurement is 0 (use delta: absolute)")
-    return round_decimals((origin - candidate) / origin, precision, rounding)
+        raise ValueError(f"relative delta of proxy {proxy!r} undefined: the origin measurement is 0 "
+                         "(use delta: absolute)")
+    return round_decimals((origin - candidate) / abs(origin), precision, rounding)
 
 
 def _mean(values: list[float]) -> float:
@@ -182,15 +230,28 @@ class _Scorer:
     the current block computes (a GPU node: host data preparation overlaps the GPU work).
     """
 
-    def __init__(self, cfg: SearchConfig, measurer: Any, tick: Callable[[Candidate], None]) -> None:
+    def __init__(self, cfg: SearchConfig, plan: ProxyPlan, measurer: Any, tick: Callable[[Candidate], None]) -> None:
         self.cfg = cfg
+        self.plan = plan
         self.measurer = measurer
         self.tick = tick
 
-    def _measure(self, c0: float | None, c1: float | None, r0: int, r1: int) -> Measurement:
-        cfg = self.cfg
-        delta_c = 0.0 if c0 is None else _delta(c0, c1, cfg.delta, cfg.precision, DELTA_ROUNDING["c"])
-        return Measurement(c0, c1, r0, r1, delta_c, _delta(r0, r1, cfg.delta, cfg.precision, DELTA_ROUNDING["r"]))
+    def _measure(self, c0: float | None, c1: float | None, r0: int | None, r1: int | None,
+                 others: list[tuple[float, float]] = ()) -> Measurement:
+        cfg, plan = self.cfg, self.plan
+
+        def delta(origin: float, candidate: float, rounding: str, proxy: str | None) -> float:
+            return _delta(origin, candidate, cfg.delta, cfg.precision, rounding, proxy)
+
+        delta_c = 0.0 if c0 is None else delta(c0, c1, DELTA_ROUNDING["c"], plan.kernel)
+        delta_r = 0.0 if r0 is None else delta(r0, r1, DELTA_ROUNDING["r"], LINEAR_REGIONS)
+        measured = tuple((o, c, delta(o, c, DELTA_ROUNDING["c"], name))
+                         for name, (o, c) in zip(plan.others, others, strict=True))
+        return Measurement(c0, c1, r0, r1, delta_c, delta_r, measured)
+
+    def _others(self, masks: dict[str, Any], data_key: int) -> list[float]:
+        """The other proxies of ``masks`` on the inputs of ``data_key``."""
+        return [self.measurer.proxy_value(name, masks, data_key) for name in self.plan.others]
 
     def score(self, unit: tuple, candidates: list[Candidate], candidate_masks: list[dict[str, Any]],
               cond_origin: dict[str, Any], region_origin: dict[str, Any]) -> list[list[Measurement]]:
@@ -199,12 +260,15 @@ class _Scorer:
         base = (cfg.seed, *unit)
         repeats = range(cfg.repeats)
         kernels = m.condition is not None
+        counts = self.plan.regions
         paired = cfg.pairing == "paired"
         if paired:
-            m.init_thin(derive_seed(*base, "thin"))
             keys = [(derive_seed(*base, "data", r), derive_seed(*base, "head", r)) for r in repeats]
-            shared_inputs = [m.region_inputs(data) for data, _ in keys]
-            origin_regions = [m.regions(region_origin, inputs) for inputs in shared_inputs]
+            if counts:
+                m.init_thin(derive_seed(*base, "thin"))
+                shared_inputs = [m.region_inputs(data) for data, _ in keys]
+                origin_regions = [m.regions(region_origin, inputs) for inputs in shared_inputs]
+            origin_others = [self._others(region_origin, data) for data, _ in keys]
             origin_requests = [(cond_origin, data, head) for data, head in keys] if kernels else []
         else:
             origin_requests = []
@@ -233,8 +297,8 @@ class _Scorer:
         def prepare(block: range) -> tuple[list, Any, dict]:
             wanted = (origin_requests if block.start == 0 else []) + [r for i in block for r in requests(i)]
             inputs = m.prepare(wanted) if wanted else None
-            regions = {} if paired else {(i, r): m.region_inputs(derive_seed(*base, "data", i, r))
-                                         for i in block for r in repeats}
+            regions = {} if paired or not counts else {(i, r): m.region_inputs(derive_seed(*base, "data", i, r))
+                                                       for i in block for r in repeats}
             return wanted, inputs, regions
 
         results: list[list[Measurement]] = []
@@ -257,17 +321,23 @@ class _Scorer:
                     if paired:
                         results.append([
                             self._measure(origin_conds[r] if kernels else None, mine[r] if kernels else None,
-                                          origin_regions[r], m.regions(masks, shared_inputs[r]))
+                                          origin_regions[r] if counts else None,
+                                          m.regions(masks, shared_inputs[r]) if counts else None,
+                                          list(zip(origin_others[r], self._others(masks, keys[r][0]), strict=True)))
                             for r in repeats
                         ])
                     else:
-                        m.init_thin(derive_seed(*base, "thin", index))
-                        results.append([
-                            self._measure(mine[2 * r] if kernels else None, mine[2 * r + 1] if kernels else None,
-                                          m.regions(region_origin, regions[index, r]),
-                                          m.regions(masks, regions[index, r]))
-                            for r in repeats
-                        ])
+                        if counts:
+                            m.init_thin(derive_seed(*base, "thin", index))
+                        measured = []
+                        for r in repeats:
+                            data = derive_seed(*base, "data", index, r)
+                            measured.append(self._measure(
+                                mine[2 * r] if kernels else None, mine[2 * r + 1] if kernels else None,
+                                m.regions(region_origin, regions[index, r]) if counts else None,
+                                m.regions(masks, regions[index, r]) if counts else None,
+                                list(zip(self._others(region_origin, data), self._others(masks, data), strict=True))))
+                        results.append(measured)
                     self.tick(candidates[index])
                 block = following
         finally:
@@ -276,33 +346,51 @@ class _Scorer:
         return results
 
 
-def _rank(candidates: list[Candidate], results: list[list[Measurement]]) -> list[Ranked[Candidate]]:
-    delta_c = [(c, _mean([x.delta_c for x in reps])) for c, reps in zip(candidates, results, strict=True)]
-    delta_r = [(c, _mean([x.delta_r for x in reps])) for c, reps in zip(candidates, results, strict=True)]
-    return rank_candidates(delta_c, delta_r)
+def _deltas(plan: ProxyPlan, x: Measurement) -> list[float]:
+    """The Δ of every proxy of ``plan`` in one measurement, in the plan's order."""
+    others = iter(delta for _, _, delta in x.others)
+    return [x.delta_c if name == plan.kernel else x.delta_r if name == LINEAR_REGIONS else next(others)
+            for name in plan.names]
 
 
-def _trace_rows(stage: str, round_index: int, candidates: list[Candidate], results: list[list[Measurement]],
-                ranking: list[Ranked[Candidate]], removed: list[Candidate]) -> list[dict[str, Any]]:
+def _mean_deltas(plan: ProxyPlan, repeats: list[Measurement]) -> list[float]:
+    """Per proxy, the mean Δ over the repeats (what is ranked)."""
+    per_repeat = [_deltas(plan, x) for x in repeats]
+    return [_mean([deltas[i] for deltas in per_repeat]) for i in range(len(plan.names))]
+
+
+def _rank(plan: ProxyPlan, candidates: list[Candidate], results: list[list[Measurement]]) -> list[Ranked[Candidate]]:
+    means = [_mean_deltas(plan, reps) for reps in results]
+    scores = [[(c, mean[i]) for c, mean in zip(candidates, means, strict=True)] for i in range(len(plan.names))]
+    return rank_candidates(scores, plan.directions())
+
+
+def _trace_rows(plan: ProxyPlan, stage: str, round_index: int, candidates: list[Candidate],
+                results: list[list[Measurement]], ranking: list[Ranked[Candidate]],
+                removed: list[Candidate]) -> list[dict[str, Any]]:
+    from metantk_nas.search.trace import proxy_columns
     from metantk_nas.space import PRIMITIVES
 
     by_key = {item.key: item for item in ranking}
     gone = set(removed)
     rows = []
     for candidate, repeats in zip(candidates, results, strict=True):
-        ranked = by_key[candidate]
-        mean_c = _mean([x.delta_c for x in repeats])
-        mean_r = _mean([x.delta_r for x in repeats])
+        ranks = dict(zip(plan.names, by_key[candidate].ranks, strict=True))
+        means = dict(zip(plan.names, _mean_deltas(plan, repeats), strict=True))
         for r, x in enumerate(repeats):
-            rows.append({
+            row = {
                 "stage": stage, "round": round_index, "cell": candidate.cell, "edge": candidate.edge,
                 "op": PRIMITIVES[candidate.op], "repeat": r,
                 "cond_origin": x.cond_origin, "cond_candidate": x.cond_candidate,
                 "regions_origin": x.regions_origin, "regions_candidate": x.regions_candidate,
-                "delta_c": x.delta_c, "delta_r": x.delta_r, "delta_c_mean": mean_c, "delta_r_mean": mean_r,
-                "rank_c": ranked.rank_c, "rank_r": ranked.rank_r, "score": ranked.score,
-                "removed": int(candidate in gone),
-            })
+                "delta_c": x.delta_c, "delta_r": x.delta_r,
+                "delta_c_mean": means.get(plan.kernel, 0.0), "delta_r_mean": means.get(LINEAR_REGIONS, 0.0),
+                "rank_c": ranks.get(plan.kernel, 0), "rank_r": ranks.get(LINEAR_REGIONS, 0),
+                "score": by_key[candidate].score, "removed": int(candidate in gone),
+            }
+            for name, values in zip(plan.others, x.others, strict=True):
+                row.update(zip(proxy_columns(name), (*values, means[name], ranks[name]), strict=True))
+            rows.append(row)
     return rows
 
 
@@ -319,12 +407,12 @@ def _op_round(scorer: _Scorer, masks: dict[str, Any], round_index: int) -> tuple
     candidates = op_candidates(masks)
     candidate_masks = [_without(masks, c.cell, c.edge, c.op) for c in candidates]
     results = scorer.score(("ops", round_index), candidates, candidate_masks, masks, masks)
-    ranking = _rank(candidates, results)
+    ranking = _rank(scorer.plan, candidates, results)
     removed = select_op_removals(ranking, lambda c: (c.cell, c.edge))
     new_masks = _clone(masks)
     for c in removed:
         new_masks[c.cell][c.edge, c.op] = False
-    return (new_masks, _trace_rows("ops", round_index, candidates, results, ranking, removed),
+    return (new_masks, _trace_rows(scorer.plan, "ops", round_index, candidates, results, ranking, removed),
             _describe(removed, "ops", round_index))
 
 
@@ -351,9 +439,9 @@ def _edge_stage(scorer: _Scorer, masks: dict[str, Any], round_index: int) -> tup
             candidate_masks = [_without(masks, c.cell, c.edge, None) for c in candidates]
             cond_origin = stale if cfg.edge_origin == "stale" else masks
             results = scorer.score(("edges", cell, group), candidates, candidate_masks, cond_origin, masks)
-            ranking = _rank(candidates, results)
+            ranking = _rank(scorer.plan, candidates, results)
             removed = select_edge_removals(ranking, keep=EDGES_PER_NODE)
-            rows += _trace_rows("edges", round_index, candidates, results, ranking, removed)
+            rows += _trace_rows(scorer.plan, "edges", round_index, candidates, results, ranking, removed)
             all_removed += removed
             for c in removed:
                 masks[c.cell][c.edge, :] = False
@@ -390,7 +478,7 @@ def _write_outputs(out_dir: Path, cfg: SearchConfig, genotype: Any, trace: list[
     # load_genotype() reads the "genotype" key of this file; the rest records where it came from.
     write_json(out_dir / "genotype.json", {"genotype": genotype.to_dict(), "string": str(genotype),
                                            "method": cfg.method, "seed": cfg.seed, "provenance": provenance})
-    write_trace(out_dir / "trace.csv", trace)
+    write_trace(out_dir / "trace.csv", trace, ProxyPlan(cfg.proxy_names).others)
     write_json(out_dir / "search.json", payload)
 
 
@@ -452,10 +540,10 @@ def run_search(
         return genotype
     if dataset_dir is None:
         raise ValueError(f"method {cfg.method!r} needs a dataset (--dataset DIR)")
-    return _prune(cfg, spec.condition, Path(dataset_dir), out, work_dir, on_round_end, progress, started)
+    return _prune(cfg, Path(dataset_dir), out, work_dir, on_round_end, progress, started)
 
 
-def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Path,
+def _prune(cfg: SearchConfig, dataset_dir: Path, out: Path,
            work_dir: str | os.PathLike | None, on_round_end: Callable[[int], None] | None,
            progress: bool, started: float) -> Any:
     from tqdm.auto import tqdm
@@ -479,7 +567,9 @@ def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Pat
     state.sessions += 1
     prior_seconds = state.elapsed_seconds
     masks = _masks_from_lists(state.masks)
-    measurer = Measurer(cfg, condition, train, device)
+    plan = ProxyPlan(cfg.proxy_names)
+    options = plan.measurer_options()
+    measurer = Measurer(cfg, options.pop("condition"), train, device, **options)
 
     bar = tqdm(total=state.candidates_done + remaining_candidates(masks, state.edges_done),
                initial=state.candidates_done, disable=not progress, unit="cand", dynamic_ncols=True)
@@ -489,7 +579,7 @@ def _prune(cfg: SearchConfig, condition: str | None, dataset_dir: Path, out: Pat
         bar.set_postfix_str(f"{candidate.cell} e{candidate.edge} {PRIMITIVES[candidate.op]}", refresh=False)
         bar.update(1)
 
-    scorer = _Scorer(cfg, measurer, tick)
+    scorer = _Scorer(cfg, plan, measurer, tick)
 
     def finish_unit(new_masks: dict[str, Any], rows: list, removal: dict) -> None:
         state.masks = _masks_to_lists(new_masks)

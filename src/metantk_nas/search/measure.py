@@ -86,28 +86,34 @@ def initialise(model: nn.Module, key: int, scheme: str) -> None:
 
 
 class Measurer:
-    """Condition numbers (MetaNTK or NTK) and linear regions for arbitrary masks.
+    """Condition numbers (MetaNTK or NTK), linear regions and the other proxies for arbitrary masks.
 
     Args:
         cfg: the search configuration (kernel, λτ, ρ, output, resolution, tasks, ...).
         condition: ``"metantk"``, ``"ntk"`` or ``None`` (no kernel: ΔC ≡ 0).
         train: the dataset's train split (tasks, NTK images and region inputs come from it).
         device: where the supernet runs.
+        prefetch: build the next requests' inputs in a background thread (default: on a GPU with threads to spare).
+        algorithm: the MetaNTK algorithm, ``maml`` or ``anil`` (default: ``cfg.kernel``).
+        others: names of the registry's proxies scored on the masked supernet besides the condition number
+            (:meth:`proxy_value`).
     """
 
     def __init__(self, cfg: SearchConfig, condition: str | None, train: store.Split, device: torch.device,
-                 prefetch: bool | None = None) -> None:
+                 prefetch: bool | None = None, *, algorithm: str | None = None, others: Sequence[str] = ()) -> None:
         from metantk_nas.kernels.ntk import NtkBackend, resolve_backend
         from metantk_nas.space import SearchSupernet, build_thin_network
 
         self.cfg = cfg
         self.condition = condition
+        self.algorithm = algorithm or cfg.kernel
+        self.others = tuple(others)
         self.train = train
         self.device = device
         self.kernel_evaluations = 0
         self.region_evaluations = 0
         self.net: nn.Module | None = None
-        if condition is not None:
+        if condition is not None or self.others:
             self.net = SearchSupernet(C=cfg.channels, n_cells=cfg.cells, num_classes=train.num_classes,
                                       norm="group").to(device).train()
         # The thin network holds BatchNorm in training mode (batch statistics), as the official counter;
@@ -167,9 +173,14 @@ class Measurer:
                                               self._transform(True, derive_seed(data_key, "augment")))
             query = episodes.stacked_images(images, batch.query, self._transform(False, 0))
             return GroupInputs(query=query, support=support)
+        return GroupInputs(images=self._images(data_key)[0])
+
+    def _images(self, data_key: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The TE-NAS batch of ``data_key``: ``ntk_images`` augmented train images and their class labels."""
         rng = np.random.default_rng(derive_seed(data_key, "images"))
-        indices = rng.choice(len(self.train), size=cfg.ntk_images, replace=False)
-        return GroupInputs(images=self._transform(True, derive_seed(data_key, "augment"))(self.train.images[indices]))
+        indices = rng.choice(len(self.train), size=self.cfg.ntk_images, replace=False)
+        images = self._transform(True, derive_seed(data_key, "augment"))(self.train.images[indices])
+        return images, torch.as_tensor(self.train.labels[indices], dtype=torch.long, device=self.device)
 
     def prepare(self, requests: Sequence[Request]) -> list[GroupInputs]:
         """The inputs of each request (tasks or images, and the MetaNTK head), built exactly as for that
@@ -177,7 +188,7 @@ class Measurer:
         candidate). Safe to call from another thread while the supernet computes."""
         from metantk_nas.kernels import make_head
 
-        if self.net is None:
+        if self.condition is None:
             raise ValueError("this method measures no condition number")
         images: dict[int, GroupInputs] = {}
         heads: dict[int, nn.Linear] = {}
@@ -199,7 +210,7 @@ class Measurer:
         (:func:`~metantk_nas.kernels.ntk.default_pack`), on a GPU as many as fit in the free memory (measured
         on the first request; 1 until then); 1 for the backends that cannot batch."""
         cfg = self.cfg
-        if self.net is None or not self.batched:
+        if self.condition is None or not self.batched:
             return 1
         if cfg.batch_candidates:
             return cfg.batch_candidates
@@ -223,7 +234,7 @@ class Measurer:
         Each value equals the request's one-at-a-time value up to float rounding (test:
         ``tests/test_candidate_batching.py``); every request counts as one kernel evaluation.
         """
-        if self.net is None:
+        if self.condition is None:
             raise ValueError("this method measures no condition number")
         prepared = list(prepared) if prepared is not None else self.prepare(requests)
         if len(prepared) != len(requests):
@@ -253,7 +264,7 @@ class Measurer:
             if self.condition == "metantk":
                 out.append(metantk_condition(
                     self.net, inputs.query, inputs.support, head=inputs.head,
-                    algorithm=cfg.kernel, lam_tau=cfg.lam_tau, reg=cfg.reg, output=cfg.output, backend=cfg.backend,
+                    algorithm=self.algorithm, lam_tau=cfg.lam_tau, reg=cfg.reg, output=cfg.output, backend=cfg.backend,
                 ))
             else:
                 out.append(ntk_condition(self.net, inputs.images, output=cfg.output, backend=cfg.backend))
@@ -268,7 +279,7 @@ class Measurer:
         if self.condition == "metantk":
             out = metantk_conditions(
                 self.net, [g.query for g in prepared], [g.support for g in prepared], heads=[g.head for g in prepared],
-                algorithm=cfg.kernel, lam_tau=cfg.lam_tau, reg=cfg.reg, output=cfg.output,
+                algorithm=self.algorithm, lam_tau=cfg.lam_tau, reg=cfg.reg, output=cfg.output,
             )
         else:
             out = ntk_conditions(self.net, [g.images for g in prepared], output=cfg.output)
@@ -288,6 +299,20 @@ class Measurer:
         free += torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)  # cached by torch
         self._cuda_groups = max(1, min(MAX_AUTO_GROUPS, int(CUDA_MEMORY_FRACTION * free // footprint)))
         return out
+
+    # -- the other proxies --------------------------------------------------------------------------
+
+    def proxy_value(self, name: str, masks: CellMasks, data_key: int) -> float:
+        """Proxy ``name`` of the registry on the masked supernet, with the TE-NAS batch of ``data_key`` (and its
+        labels for the proxies that take a loss); every other proxy scores the same images for the same key."""
+        from metantk_nas.proxies.registry import get_proxy
+
+        proxy = get_proxy(name)
+        if name not in self.others or proxy.network != "any" or proxy.inputs != "images":
+            raise ValueError(f"proxy {name!r} is not one of this measurer's supernet image proxies {self.others}")
+        images, labels = self._images(data_key)
+        self.net.set_masks(masks["normal"], masks["reduce"])
+        return proxy.score(self.net, images, labels) if proxy.needs_labels else proxy.score(self.net, images)
 
     # -- linear regions -----------------------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The methods: every architecture source of the tables, one registry for engine, workflow, tables and figures.
 
-A method only decides *where* its cell comes from (the pruning search driven by a condition number
-and linear regions, a random draw, or a given genotype) and *what* ΔC measures; the pruning,
-ranking, tracing and resuming are shared. The workflow's ``methods`` keys, the schema's enum, the
+A method only decides *where* its cell comes from (the pruning search, a random draw, or a given genotype)
+and, for a search, *which proxies* rank the pruning candidates: a list of names of the proxy registry
+(``metantk_nas.proxies``), each ranked in its own direction and the ranks summed (the official rank sum).
+The paper's searches are presets of that list; ``custom`` takes its list from the ``proxies`` setting. The
+pruning, ranking, tracing and resuming are shared. The workflow's ``methods`` keys, the schema's enum, the
 row labels and order of Tables 1 and 2 and the ablation figure all read :data:`METHODS`.
 """
 
@@ -21,7 +23,8 @@ class Method:
         label: the paper's row label.
         source: ``search`` (the pruning search), ``random`` (a cell drawn from the seed) or ``genotype``
             (a given cell, trained here).
-        condition: what ΔC measures in a search: ``metantk``, ``ntk`` or ``None`` (ΔC ≡ 0).
+        proxies: the proxies a search ranks candidates by, in rank-sum order (:data:`METANTK`: the MetaNTK of
+            the ``kernel`` setting); empty for ``custom`` (the ``proxies`` setting) and the non-search sources.
         tables: the paper tables this method is a row of.
         genotype: the default cell of a ``genotype`` method (None: it must be given).
         summary: one line for the documentation.
@@ -30,7 +33,7 @@ class Method:
     name: str
     label: str
     source: str
-    condition: str | None
+    proxies: tuple[str, ...]
     tables: tuple[str, ...]
     genotype: str | None
     summary: str
@@ -41,19 +44,27 @@ class Method:
         return self.source == "search"
 
 
+#: The preset proxy that stands for the MetaNTK of the ``kernel`` setting (``metantk-maml`` or ``metantk-anil``).
+METANTK = "metantk"
+
+#: The method whose proxies are the ``proxies`` setting.
+CUSTOM = "custom"
+
 #: Every method, in the tables' row order.
 METHODS: dict[str, Method] = {method.name: method for method in (
-    Method("metanas", "MetaNAS(retrained)", "genotype", None, ("table1",), "metanas/in-v2",
+    Method("metanas", "MetaNAS(retrained)", "genotype", (), ("table1",), "metanas/in-v2",
            "the published MetaNAS cell (metanas_genotype), trained here (Table 1)"),
-    Method("metantk-nas", "MetaNTK-NAS", "search", "metantk", ("table1", "table2"), None,
+    Method("metantk-nas", "MetaNTK-NAS", "search", (METANTK, "linear-regions"), ("table1", "table2"), None,
            "MetaNTK condition number (MAML or ANIL kernel) + linear regions (the paper)"),
-    Method("te-nas", "TE-NAS", "search", "ntk", ("table2",), None,
+    Method("te-nas", "TE-NAS", "search", ("ntk", "linear-regions"), ("table2",), None,
            "NTK condition number of 30 augmented train images + linear regions (Table 2)"),
-    Method("linear-regions", "Linear Region", "search", None, ("table2",), None,
+    Method("linear-regions", "Linear Region", "search", ("linear-regions",), ("table2",), None,
            "linear regions only, ΔC ≡ 0 (Table 2)"),
-    Method("random", "Random Cell", "random", None, ("table2",), None,
+    Method("random", "Random Cell", "random", (), ("table2",), None,
            "a uniformly random cell from the seed (Table 2)"),
-    Method("fixed", "Given cell", "genotype", None, (), None,
+    Method(CUSTOM, "Custom proxies", "search", (), ("table2",), None,
+           "the proxies of the proxies setting, rank-summed (e.g. [naswot, linear-regions])"),
+    Method("fixed", "Given cell", "genotype", (), (), None,
            "a given genotype (--genotype NAME|FILE), no search"),
 )}
 

@@ -83,36 +83,40 @@ def dense_ranks(items: Sequence[tuple[K, float]], descending: bool) -> list[tupl
 
 @dataclass(frozen=True)
 class Ranked(Generic[K]):
-    """One candidate's place in the combined ranking."""
+    """One candidate's place in the combined ranking: its dense rank in every score, in the method's order."""
 
     key: K
-    rank_c: int
-    rank_r: int
+    ranks: tuple[int, ...]
 
     @property
     def score(self) -> int:
-        """Total score ``rank_C + rank_R``; the smallest is pruned first."""
-        return self.rank_c + self.rank_r
+        """Total score, the sum of the ranks (official ``rank_C + rank_R``); the smallest is pruned first."""
+        return sum(self.ranks)
 
 
-def rank_candidates(delta_c: Sequence[tuple[K, float]], delta_r: Sequence[tuple[K, float]]) -> list[Ranked[K]]:
-    """Combine ΔC (descending) and ΔR (ascending) ranks; most prunable first.
+def rank_candidates(scores: Sequence[Sequence[tuple[K, float]]], descending: Sequence[bool]) -> list[Ranked[K]]:
+    """Combine the dense ranks of several scores; most prunable first.
 
     Args:
-        delta_c: ``(key, mean ΔC)`` in candidate enumeration order.
-        delta_r: ``(key, mean ΔR)`` for the same keys, in candidate enumeration order.
+        scores: per score, ``(key, mean Δ)`` of the same candidates in candidate enumeration order (official:
+            ΔC, then ΔR).
+        descending: per score, whether a larger Δ is more prunable (ΔC: a condition number that falls when
+            the op goes, True) or a smaller one (ΔR: regions that barely change, False).
 
     Returns:
-        Candidates stably sorted by ``rank_C + rank_R`` ascending; ties keep the ΔC-sorted order.
+        Candidates stably sorted by the summed rank ascending; ties keep the first score's sorted order.
     """
-    keys_c = [key for key, _ in delta_c]
-    keys_r = [key for key, _ in delta_r]
-    if len(set(keys_c)) != len(keys_c):
+    if not scores or len(scores) != len(descending):
+        raise ValueError(f"need one direction per score and at least one score, got {len(scores)} scores and "
+                         f"{len(descending)} directions")
+    keys = [key for key, _ in scores[0]]
+    if len(set(keys)) != len(keys):
         raise ValueError("candidate keys must be unique")
-    if set(keys_c) != set(keys_r) or len(keys_c) != len(keys_r):
-        raise ValueError("delta_c and delta_r must score the same candidates")
-    ranks_r = dict(dense_ranks(delta_r, descending=False))
-    combined = [Ranked(key, rank_c, ranks_r[key]) for key, rank_c in dense_ranks(delta_c, descending=True)]
+    if any(len(score) != len(keys) or {key for key, _ in score} != set(keys) for score in scores):
+        raise ValueError("every score must rank the same candidates")
+    ranked = [dense_ranks(score, flag) for score, flag in zip(scores, descending, strict=True)]
+    others = [dict(ranks) for ranks in ranked[1:]]
+    combined = [Ranked(key, (rank, *(ranks[key] for ranks in others))) for key, rank in ranked[0]]
     return sorted(combined, key=lambda item: item.score)
 
 

@@ -2,19 +2,21 @@
 
 Every number that decided a removal is in the trace (both condition numbers, both region
 counts, the per-repeat and mean deltas, both ranks, the summed score), so any removal can be
-re-derived from ``trace.csv`` alone with :mod:`metantk_nas.search.ranking`.
+re-derived from ``trace.csv`` alone with :mod:`metantk_nas.search.ranking`. The condition-number and
+region columns are always there (empty, Δ and rank 0, for a method without that proxy); every other
+proxy of the method adds its own five columns (:func:`proxy_columns`) before ``score``.
 """
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from metantk_nas.io import write_csv
 
-#: Column order of ``trace.csv``.
+#: Column order of ``trace.csv`` of the paper's methods (:func:`trace_columns` adds other proxies' columns).
 TRACE_COLUMNS: tuple[str, ...] = (
     "stage",  # ops | edges
     "round",  # op round 0..5; the edge stage is the round after the last op round
@@ -32,20 +34,35 @@ TRACE_COLUMNS: tuple[str, ...] = (
     "delta_r_mean",
     "rank_c",
     "rank_r",
-    "score",  # rank_c + rank_r; the smallest is removed first
+    "score",  # the sum of the ranks of the method's proxies; the smallest is removed first
     "removed",  # 1 if this candidate was removed, else 0
 )
+_HEAD, _TAIL = TRACE_COLUMNS[:-2], TRACE_COLUMNS[-2:]
 
 
-def write_trace(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]]) -> None:
+def proxy_columns(proxy: str) -> tuple[str, ...]:
+    """The columns of a proxy other than the condition number and linear regions (``grad-norm`` → ``grad_norm_…``)."""
+    stem = proxy.replace("-", "_")
+    return (f"{stem}_origin", f"{stem}_candidate", f"delta_{stem}", f"delta_{stem}_mean", f"rank_{stem}")
+
+
+def trace_columns(extra_proxies: Sequence[str] = ()) -> tuple[str, ...]:
+    """Column order of a ``trace.csv`` whose method also ranks by ``extra_proxies``."""
+    return (*_HEAD, *(column for proxy in extra_proxies for column in proxy_columns(proxy)), *_TAIL)
+
+
+def write_trace(path: str | os.PathLike, rows: Iterable[Mapping[str, Any]], extra_proxies: Sequence[str] = ()) -> None:
     """Write ``trace.csv`` atomically (a missing or extra column is an error)."""
-    write_csv(path, TRACE_COLUMNS, rows)
+    write_csv(path, trace_columns(extra_proxies), rows)
 
 
 def read_trace(path: str | os.PathLike) -> list[dict[str, str]]:
     """Read ``trace.csv`` back (values as strings), checking the header."""
     with open(path, newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
-        if tuple(reader.fieldnames or ()) != TRACE_COLUMNS:
-            raise ValueError(f"{path}: unexpected trace header {reader.fieldnames}; expected {list(TRACE_COLUMNS)}")
+        header = tuple(reader.fieldnames or ())
+        extra = [name.removesuffix("_origin") for name in header[len(_HEAD):-len(_TAIL):5]]
+        if header != trace_columns(extra):
+            raise ValueError(f"{path}: unexpected trace header {list(header)}; expected {list(TRACE_COLUMNS)} "
+                             "with five columns per other proxy before 'score'")
         return list(reader)
