@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "metantk_nas.baselines.cli",
     "metantk_nas.report.cli",
     "metantk_nas.theory.cli",
+    "metantk_nas.study.cli",
     "metantk_nas.plan.cli",
 )
 

@@ -101,7 +101,10 @@ class ProxyPlan:
 
     @property
     def others(self) -> tuple[str, ...]:
-        return tuple(name for name in self.names if name != self.kernel and name != LINEAR_REGIONS)
+        """The proxies scored on the masked supernet from plain images (the zero-cost proxies)."""
+        from metantk_nas.proxies.registry import PROXIES
+
+        return tuple(name for name in self.names if PROXIES[name].network == "any")
 
     def measurer_options(self) -> dict[str, Any]:
         """``Measurer`` arguments: the condition (``metantk``/``ntk``/None), the MetaNTK algorithm, the others."""
