@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run profile test lint gpu-check dry-run-paper clean
+.PHONY: venv run study profile test lint gpu-check dry-run-paper clean
 
 venv: $(STAMP)
 
@@ -22,6 +22,11 @@ PROFILE ?= profiles/$(shell $(BIN)/python -c 'import torch; print("local" if tor
 run: $(STAMP)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile $(PROFILE)
 	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile $(PROFILE) --report results/report.html
+
+## The proxy validity study (the config's `study` block: its size), then the HTML report with its section.
+study: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile $(PROFILE) study
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/snakemake --profile $(PROFILE) study --report results/study-report.html
 
 ## Print the profile `make run` uses here.
 profile: $(STAMP)

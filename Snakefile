@@ -27,6 +27,7 @@ include: "workflow/rules/evaluate.smk"
 include: "workflow/rules/baselines.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/theory.smk"
+include: "workflow/rules/study.smk"
 
 
 # ---------------------------------------------------------------- target
@@ -37,6 +38,7 @@ localrules:
     table,
     figures,
     draw_cells,
+    study,
 
 
 rule all:

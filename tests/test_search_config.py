@@ -34,8 +34,9 @@ def test_round_trip_through_dict() -> None:
         ({"repeats": 2.0}, r"'repeats' must be an integer"),
         ({"lam_tau": -1.0}, r"'lam_tau' must be a number > 0"),
         ({"lam_tau": "fast"}, r"'lam_tau' must be a number"),
-        ({"method": "fixed"}, r"'genotype' is required for method 'fixed'"),
-        ({"genotype": "metanas/in-v2"}, r"allowed for the given-cell methods \['metanas', 'fixed'\] and nowhere else"),
+        ({"method": "fixed"}, r"'genotype' is required for methods \['zoo', 'fixed'\]"),
+        ({"genotype": "metanas/in-v2"},
+         r"allowed for the given-cell methods \['metanas', 'zoo', 'fixed'\] and nowhere else"),
         ({"ops": ["skip_connect", "skip_connect"]}, r"'ops' must be distinct"),
         ({"ops": ["none"]}, r"'ops' must be a list of values from"),
         ({"device": "tpu"}, r"'device' must be one of"),
@@ -48,7 +49,7 @@ def test_bad_values_name_the_key(values: dict, message: str) -> None:
 
 
 def test_method_registry_and_paper_settings_match_appendix_e() -> None:
-    assert list(METHODS) == ["metanas", "metantk-nas", "te-nas", "linear-regions", "random", "custom", "fixed"]
+    assert list(METHODS) == ["metanas", "metantk-nas", "te-nas", "linear-regions", "random", "custom", "zoo", "fixed"]
     assert table_methods("table1") == ("metanas", "metantk-nas")
     assert table_methods("table2") == ("metantk-nas", "te-nas", "linear-regions", "random", "custom")
     assert get_method("linear-regions").proxies == ("linear-regions",)

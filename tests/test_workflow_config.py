@@ -89,9 +89,19 @@ def test_cross_key_errors(tmp_path):
          "config key evaluate.queries (experiments[0]): 5 shots + 16 queries need that many images per class"),
         (lambda c: c["theory"]["options"].update(steps=2, checkpoints=3),
          "theory.options: key 'checkpoints' (3) exceeds steps (2)"),
+        (lambda c: c["study"].update(dataset="mini"),
+         "config key study.dataset: 'mini' is not a key of 'datasets'; allowed values: ['glyphs'] or null"),
+        (lambda c: c["study"].update(cells=8),
+         "config key study.cells: no experiment has dataset 'glyphs' and cells 8"),
+        (lambda c: c["search"].update(proxies=["naswot"]) or c["experiments"][0]["methods"].append("custom")
+         or c["study"].update(enabled=True, proxies=["naswot", "naswot"]),
+         "study: key 'proxies' must be distinct names"),
+        (lambda c: c["experiments"][0]["methods"].append("custom"),
+         "key 'proxies' is required for method 'custom'"),
     ],
     ids=["decay-descending", "decay-at-last-epoch", "unknown-genotype", "missing-root", "glyphs-with-root",
-         "queries-exceed-images", "theory-checkpoints"],
+         "queries-exceed-images", "theory-checkpoints", "study-dataset", "study-cells", "study-proxies",
+         "custom-without-proxies"],
 )
 def test_cross_key_checks(tmp_path, mutate, expected):
     message = _load_with(tmp_path, mutate)
@@ -127,3 +137,24 @@ def test_numbers_on_the_command_line_are_numbers(tmp_path):
                             "search": {"lam_tau": ".inf"}}, workflow_dir=root, workdir=root)
     assert config["evaluate"]["tasks"] == 100 and config["evaluate"]["C_1shot"] == 0.5
     assert config["train"]["decay_epochs"] == [1, 2] and config["search"]["lam_tau"] == float("inf")
+
+
+def test_custom_proxies_reach_only_the_custom_search_and_zoo_seeds_name_zoo_cells(tmp_path):
+    from metantk_nas.space.zoo import list_zoo
+
+    config = default_config()
+    config["search"]["proxies"] = ["naswot", "linear-regions"]
+    config["experiments"][0]["methods"].append("custom")
+    loaded = plan.load([write_config(tmp_path, config)], workflow_dir=REPO, workdir=tmp_path)
+    run = {"dataset": "glyphs", "cells": 5, "seed": 0}
+    assert plan.job_settings(loaded, "search", {**run, "method": "custom"})["proxies"] == ["naswot", "linear-regions"]
+    assert plan.job_settings(loaded, "search", {**run, "method": "metantk-nas"})["proxies"] is None
+    assert plan.job_settings(loaded, "search", {**run, "method": "zoo", "seed": 4})["genotype"] == list_zoo()[4]
+    with pytest.raises(ValueError, match="method zoo: seed 15 is not a zoo cell index"):
+        plan.job_settings(loaded, "search", {**run, "method": "zoo", "seed": 15})
+    # the study's scores: the experiment's search settings, with the study's seed for every run
+    scored = plan.job_settings(loaded, "study_score", {**run, "method": "random", "seed": 3})
+    assert scored["seed"] == 0 and scored["resolution"] == config["search"]["resolution"]
+    names = [plan.study_name(r) for r in plan.study_runs(loaded)]  # random 0..7, zoo 0..14, the experiment's others
+    assert names == [f"random/seed{s}" for s in range(8)] + [f"zoo/seed{i}" for i in range(15)] + [
+        "metantk-nas/seed0", "metanas/seed0", "te-nas/seed0", "linear-regions/seed0", "custom/seed0"]

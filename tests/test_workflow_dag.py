@@ -29,6 +29,28 @@ def test_default_config_dry_run(tmp_path):
     assert job_counts(result.stdout) == {**DEFAULT_JOBS, "total": sum(DEFAULT_JOBS.values())}
 
 
+def test_study_dry_run(tmp_path):
+    """`snakemake study`: the 27 runs of the embedded study (8 random cells, 15 zoo cells, the experiment's other
+    4 runs), each drawn or searched, trained, evaluated and scored, then the summary."""
+    result = snakemake(workflow_copy(tmp_path), "-n", "study")
+    assert result.returncode == 0, result.stdout + result.stderr
+    runs = 27
+    study = {"prepare": 1, "search": runs, "train": runs, "evaluate": 2 * runs, "study_score": runs,
+             "study_summary": 1, "study": 1, "settings": runs * 5}
+    assert job_counts(result.stdout) == {**study, "total": sum(study.values())}
+    for run in ("random/seed7", "zoo/seed14", "metantk-nas/seed0", "metanas/seed0"):
+        assert f"results/glyphs/5cell/{run}/study/scores.csv" in result.stdout
+    assert "results/glyphs/5cell/random/seed8/" not in result.stdout
+
+
+def test_a_custom_proxy_method_runs_in_the_workflow(tmp_path):
+    root = workflow_copy(tmp_path)
+    result = snakemake(root, "-n", "--config", "search={proxies: [naswot, linear-regions]}",
+                       "experiments=[{dataset: glyphs, cells: 5, seeds: [0], methods: [custom, random]}]")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "results/glyphs/5cell/custom/seed0/search/genotype.json" in result.stdout
+
+
 def test_paper_config_with_slurm_profile(tmp_path):
     root = workflow_copy(tmp_path)
     for name in ("miniImageNet", "tieredImageNet"):  # the roots config/paper.yaml names must exist

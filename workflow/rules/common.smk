@@ -9,7 +9,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "src"))
 from metantk_nas import plan  # noqa: E402
 from metantk_nas.baselines.algorithms import ALGORITHMS as BASELINE_ROWS  # noqa: E402
 from metantk_nas.baselines.algorithms import get_algorithm  # noqa: E402
-from metantk_nas.search.methods import WORKFLOW_METHODS  # noqa: E402
+from metantk_nas.search.methods import RUN_METHODS  # noqa: E402
 
 # ---------------------------------------------------------------- configuration
 # Command-line strings become numbers, the schema fills its defaults (the paper's values), then the
@@ -29,7 +29,7 @@ PACKAGE = Path("src/metantk_nas")
 wildcard_constraints:
     dataset="|".join(sorted(config["datasets"])),
     cells="5|8",
-    method="|".join(WORKFLOW_METHODS),
+    method="|".join(RUN_METHODS),
     job=r"[^.]+(?:/[^.]+)*",
     seed=r"\d+",
     shot="1|5",
@@ -139,7 +139,8 @@ def baseline_of(wildcards):
 
 
 def get_final_output():
-    """Tables, figures, every run's results and cell drawings, and (if enabled) the theory summary.
+    """Tables, figures, every run's results and cell drawings, and (if enabled) the theory summary and the
+    proxy study.
 
     The per-run result files are targets themselves, so deleting one run's search (or training,
     or evaluation) output reruns exactly that run's branch (and the tables and figures).
@@ -162,4 +163,6 @@ def get_final_output():
     targets += [f for table in plan.TABLES for f in baseline_results(table)]
     if config["theory"]["enabled"]:
         targets.append("results/theory/summary.md")
+    if config["study"]["enabled"]:
+        targets.append(plan.STUDY_SUMMARY)
     return targets

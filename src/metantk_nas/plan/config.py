@@ -210,6 +210,7 @@ def problems_of(config: Mapping[str, Any], *, workdir: str | os.PathLike = ".",
         problems.append(f"config key theory.dataset: {theory!r} is not a key of 'datasets'; "
                         f"allowed values: {names} or null")
     problems += _baseline_problems(config)
+    problems += _study_problems(config)
     problems += _genotype_problems(config)
     for name in sorted(config["datasets"]):
         problems += _dataset_problems(config, name, workdir, require_data)
@@ -277,6 +278,37 @@ def _job_problems(config: Mapping[str, Any]) -> list[str]:
             message = f"config: {error}"
             if message not in problems:
                 problems.append(message)
+    return problems
+
+
+def _study_problems(config: Mapping[str, Any]) -> list[str]:
+    """The study block is valid and names a (dataset, cells) experiment; when enabled, its runs' settings check."""
+    from metantk_nas.plan.jobs import study_cells, study_config, study_dataset, study_runs
+
+    try:
+        study_config(config)
+    except ValueError as error:
+        return [f"config: {error}"]
+    dataset = study_dataset(config)
+    if dataset not in config["datasets"]:
+        return [f"config key study.dataset: {dataset!r} is not a key of 'datasets'; allowed values: "
+                f"{sorted(config['datasets'])} or null"]
+    try:
+        cells = study_cells(config)
+    except ValueError as error:
+        return [str(error)]
+    if not any(e["dataset"] == dataset and e["cells"] == cells for e in config["experiments"]):
+        return [f"config key study.cells: no experiment has dataset {dataset!r} and cells {cells}; the study's runs "
+                "use that experiment's search, train and evaluate settings"]
+    problems: list[str] = []
+    if config["study"].get("enabled"):
+        for run in study_runs(config):
+            for rule, shot in (("search", None), ("study_score", None), ("train", None), ("evaluate", 1)):
+                try:
+                    job_settings(config, rule, {**run, **({"shot": shot} if shot else {})})
+                except ValueError as error:
+                    if f"config: {error}" not in problems:
+                        problems.append(f"config: {error}")
     return problems
 
 

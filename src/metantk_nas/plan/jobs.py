@@ -33,6 +33,9 @@ CELLS = f"{FIGURES}/cells/{{dataset}}-{{cells}}cell-{{method}}-seed{{seed}}"
 #: A Table 1 baseline's results: ``train-{regime}/`` (model per shot setting or ``all``), ``evaluate/`` (its own
 #: protocol) and ``probe/`` (the linear probe of the searched cells, on its features).
 BASELINE_RUN = "results/{dataset}/baselines/{baseline}/seed{seed}"
+#: The proxy study: every proxy of a run's cell (inside the run folder), and the summary over all its runs.
+STUDY_SCORES = f"{RUN}/study/scores.csv"
+STUDY_SUMMARY = "results/proxies.csv"
 
 
 # ---------------------------------------------------------------- runs and settings
@@ -115,6 +118,84 @@ def paper_datasets(config: Mapping[str, Any]) -> list[str]:
             if entry["format"] in PAPER_DATASET]
 
 
+# ---------------------------------------------------------------- the proxy study
+
+
+def study_config(config: Mapping[str, Any]) -> Any:
+    """The ``study`` block as a checked ``StudyConfig``."""
+    from metantk_nas.study.config import StudyConfig
+
+    return StudyConfig.from_dict(config["study"], source="study")
+
+
+def study_dataset(config: Mapping[str, Any]) -> str:
+    """The dataset of the proxy study: ``study.dataset``, or else the ablation dataset."""
+    return config["study"].get("dataset") or config["ablation_dataset"]
+
+
+def study_cells(config: Mapping[str, Any]) -> int:
+    """The cells of the proxy study: ``study.cells``, or else those of the study dataset's first experiment."""
+    dataset = study_dataset(config)
+    chosen = config["study"].get("cells")
+    if chosen is not None:
+        return int(chosen)
+    for entry in config["experiments"]:
+        if entry["dataset"] == dataset:
+            return int(entry["cells"])
+    raise ValueError(f"config key study.dataset: {dataset!r} has no experiments")
+
+
+def zoo_cell(index: int) -> str:
+    """The zoo's cell number ``index`` (the genotype of method ``zoo`` with seed ``index``)."""
+    from metantk_nas.space.zoo import list_zoo
+
+    names = list_zoo()
+    if not 0 <= index < len(names):
+        raise ValueError(f"method zoo: seed {index} is not a zoo cell index (0..{len(names) - 1})")
+    return names[index]
+
+
+def study_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The runs whose cells the proxy study ranks: ``random_cells`` random cells, the zoo (``study.zoo``) and
+    every run of the study's (dataset, cells) experiment; each once, in that order."""
+    from metantk_nas.space.zoo import list_zoo
+
+    study = study_config(config)
+    dataset, cells = study_dataset(config), study_cells(config)
+    base = {"dataset": dataset, "cells": cells}
+    found = [{**base, "method": "random", "seed": seed} for seed in range(study.random_cells)]
+    found += [{**base, "method": "zoo", "seed": index} for index in range(len(list_zoo()) if study.zoo else 0)]
+    found += [run for run in runs(config, datasets=[dataset]) if run["cells"] == cells]
+    unique = []
+    for run in found:
+        if run not in unique:
+            unique.append(run)
+    return unique
+
+
+def study_name(run: Mapping[str, Any]) -> str:
+    """The name of a study run's architecture in the study's tables: ``method/seedN``."""
+    return f"{run['method']}/seed{run['seed']}"
+
+
+def study_score_argv(config: Mapping[str, Any], run: Mapping[str, Any]) -> list[str]:
+    """``metantk-nas study score`` arguments of one run's cell."""
+    study = study_config(config)
+    return ["study", "score", "--config", settings_file("study_score", run), "--dataset", STORE.format(**run),
+            "--genotype", f"{RUN}/search/genotype.json".format(**run), "--name", study_name(run),
+            "--out", STUDY_SCORES.format(**run), "--proxies", *study.proxies, "--seeds", str(study.seeds)]
+
+
+def study_summary_argv(config: Mapping[str, Any]) -> list[str]:
+    """``metantk-nas study summarise`` arguments: every study run's scores and evaluation."""
+    study = study_config(config)
+    selected = study_runs(config)
+    return ["study", "summarise", "--scores", *(STUDY_SCORES.format(**run) for run in selected),
+            "--evaluated", *(f"{study_name(run)}={RUN.format(**run)}/evaluate" for run in selected),
+            "--out", STUDY_SUMMARY, "--figures", FIGURES, "--resamples", str(study.resamples),
+            "--seed", str(study.seed)]
+
+
 # ---------------------------------------------------------------- settings of each job
 
 #: Where each job's resolved settings are written (by rule ``settings``); the job reads them with
@@ -129,6 +210,7 @@ SETTINGS_FILES = {
     "baseline_train": f"{SETTINGS}/baseline_train/{{dataset}}/{{baseline}}/seed{{seed}}/{{regime}}.json",
     "baseline_evaluate": f"{SETTINGS}/baseline_evaluate/{{dataset}}/{{baseline}}/seed{{seed}}/{{shot}}shot.json",
     "baseline_probe": f"{SETTINGS}/baseline_probe/{{dataset}}/{{baseline}}/seed{{seed}}/{{shot}}shot.json",
+    "study_score": f"{SETTINGS}/study_score/{RUN_PATH}.json",
 }
 _RUN_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<cells>\d+)cell/(?P<method>[^/]+)/seed(?P<seed>\d+)(?:/(?P<shot>\d+)shot)?")
 _BASELINE_PATH = re.compile(r"(?P<dataset>[^/]+)/(?P<baseline>[^/]+)/seed(?P<seed>\d+)/(?P<leaf>all|\d+shot)")
@@ -138,7 +220,7 @@ def job_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, A
     """Every setting of one job, resolved and checked by the stage's own settings class."""
     from metantk_nas.evaluate.config import EvalConfig
     from metantk_nas.search.config import SearchConfig
-    from metantk_nas.search.methods import CUSTOM, get_method
+    from metantk_nas.search.methods import CUSTOM, ZOO, get_method
     from metantk_nas.theory.config import TheoryConfig
     from metantk_nas.train.config import TrainConfig
 
@@ -149,10 +231,17 @@ def job_settings(config: Mapping[str, Any], rule: str, wildcards: Mapping[str, A
     dataset, cells, method, seed = (wildcards[key] for key in ("dataset", "cells", "method", "seed"))
     identity = {"cells": int(cells), "seed": int(seed)}
     where = f"{rule} settings of {RUN_PATH.format(**wildcards)}"
+    if rule == "study_score":  # one measurement at the experiment's search settings, the same draws for every run
+        values = {**settings(config, "search", dataset, cells), "cells": int(cells), "channels": config["channels"],
+                  "seed": study_config(config).seed}
+        values.pop("proxies", None)
+        return SearchConfig.from_dict(values, source=where).to_dict()
     if rule == "search":
         values = {"method": method, **identity, "channels": config["channels"]}
         source = get_method(method).source
-        if source == "genotype":
+        if method == ZOO:
+            values["genotype"] = zoo_cell(int(seed))
+        elif source == "genotype":
             values["genotype"] = config[f"{method}_genotype"]
         elif source == "search":
             values.update(settings(config, "search", dataset, cells))
@@ -324,12 +413,14 @@ class Job:
 
 
 def jobs(config: Mapping[str, Any]) -> list[Job]:
-    """Every job of the DAG that ``snakemake`` builds from ``config`` (``all`` and ``settings`` excepted)."""
+    """Every job of the DAG that ``snakemake`` builds from ``config`` (``all`` and ``settings`` excepted; the proxy
+    study's when it is enabled)."""
     from metantk_nas.baselines.algorithms import get_algorithm
 
     found = [Job("prepare", {"dataset": name}, tuple(prepare_argv(config, name)))
              for name in datasets_needed(config)]
-    for run in runs(config):
+    studied = study_runs(config) if config["study"].get("enabled") else []
+    for run in runs(config) + [run for run in studied if run not in runs(config)]:
         found.append(Job("search", dict(run), tuple(search_argv(run)), job_settings(config, "search", run)))
         found.append(Job("train", dict(run), tuple(train_argv(run)), job_settings(config, "train", run)))
         found += [Job("evaluate", {**run, "shot": shot}, tuple(evaluate_argv(run, shot)),
@@ -349,6 +440,10 @@ def jobs(config: Mapping[str, Any]) -> list[Job]:
     found.append(Job("figures", {}, tuple(figures_argv(config))))
     if config["theory"]["enabled"]:
         found.append(Job("theory", {}, tuple(theory_argv(config)), job_settings(config, "theory", {})))
+    found += [Job("study_score", dict(run), tuple(study_score_argv(config, run)),
+                  job_settings(config, "study_score", run)) for run in studied]
+    if studied:
+        found.append(Job("study_summary", {}, tuple(study_summary_argv(config))))
     return found
 
 

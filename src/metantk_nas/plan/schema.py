@@ -1,7 +1,8 @@
 """The workflow config's JSON schema and the key tables of ``config/README.md``, generated from the settings classes.
 
-The sections ``search``, ``train``, ``evaluate``, ``theory.options`` and ``baselines.<name>`` come from
-``SearchConfig``, ``TrainConfig``, ``EvalConfig``, ``TheoryConfig`` and the baselines' settings classes (the fields with ``workflow=True``), the method
+The sections ``search``, ``train``, ``evaluate``, ``theory.options``, ``baselines.<name>`` and ``study`` come from
+``SearchConfig``, ``TrainConfig``, ``EvalConfig``, ``TheoryConfig``, the baselines' settings classes and
+``StudyConfig`` (the fields with ``workflow=True``), the method
 enum from the method registry; only the workflow's own structure (datasets, experiments) is written
 here. ``python -m metantk_nas.plan.schema --write`` regenerates both files; a test fails when either
 is stale.
@@ -20,6 +21,7 @@ from metantk_nas.data.cli import FORMATS
 from metantk_nas.evaluate.config import EvalConfig
 from metantk_nas.search.config import SearchConfig
 from metantk_nas.search.methods import METHODS, WORKFLOW_METHODS
+from metantk_nas.study.config import StudyConfig
 from metantk_nas.theory.config import TheoryConfig
 from metantk_nas.train.config import TrainConfig
 
@@ -132,6 +134,8 @@ def workflow_schema() -> dict[str, Any]:
                                  "default": METHODS["metanas"].genotype},
             **{name: {**cls.json_schema(), "default": {}} for name, cls in SECTIONS.items()},
             "baselines": _baselines(),
+            "study": {**StudyConfig.json_schema(), "default": {},
+                      "description": "The proxy validity study (`snakemake study`, `make study`; StudyConfig keys)."},
             "theory": {
                 "description": "The Theorem 1/2 measurements (`metantk-nas theory`).",
                 "type": "object", "additionalProperties": False, "default": {},
@@ -159,7 +163,7 @@ def readme_tables() -> dict[str, str]:
     """The generated key tables of ``config/README.md``, by section."""
     tables = {}
     baselines = {f"baselines.{name}": cls for name, cls in CONFIGS.items()}
-    for name, cls in {**SECTIONS, "theory.options": TheoryConfig, **baselines}.items():
+    for name, cls in {**SECTIONS, "theory.options": TheoryConfig, **baselines, "study": StudyConfig}.items():
         rows = ["| key | default | meaning |", "|---|---|---|", *cls.markdown_rows()]
         tables[name] = "\n".join(rows)
     return tables

@@ -75,11 +75,11 @@ class SearchConfig(Options):
     def check(self) -> None:
         if not self.ops or len(set(self.ops)) != len(self.ops):
             raise ValueError(f"key 'ops' must be distinct names from {list(PRIMITIVES)}, got {list(self.ops)!r}")
-        source = get_method(self.method).source
-        if (self.method == "fixed" and self.genotype is None) or (source != "genotype" and self.genotype is not None):
-            raise ValueError("key 'genotype' is required for method 'fixed', allowed for the given-cell methods "
-                             f"{[m for m, spec in METHODS.items() if spec.source == 'genotype']} and nowhere else "
-                             f"(method={self.method!r}, genotype={self.genotype!r})")
+        given = [m for m, other in METHODS.items() if other.source == "genotype"]
+        required = [m for m in given if METHODS[m].genotype is None]  # no default cell: it must be given
+        if (self.method in required and self.genotype is None) or (self.method not in given and self.genotype):
+            raise ValueError(f"key 'genotype' is required for methods {required}, allowed for the given-cell methods "
+                             f"{given} and nowhere else (method={self.method!r}, genotype={self.genotype!r})")
         custom = self.method == CUSTOM
         if custom != (self.proxies is not None) or (custom and not self.proxies):
             raise ValueError("key 'proxies' is required for method 'custom' (a list of proxies) and refused for the "

@@ -49,6 +49,8 @@ METANTK = "metantk"
 
 #: The method whose proxies are the ``proxies`` setting.
 CUSTOM = "custom"
+#: The method whose cell is the zoo's cell number ``seed`` (``space.list_zoo()`` order; the proxy study).
+ZOO = "zoo"
 
 #: Every method, in the tables' row order.
 METHODS: dict[str, Method] = {method.name: method for method in (
@@ -64,6 +66,8 @@ METHODS: dict[str, Method] = {method.name: method for method in (
            "a uniformly random cell from the seed (Table 2)"),
     Method(CUSTOM, "Custom proxies", "search", (), ("table2",), None,
            "the proxies of the proxies setting, rank-summed (e.g. [naswot, linear-regions])"),
+    Method(ZOO, "Zoo cell", "genotype", (), (), None,
+           "the zoo's cell number seed (metantk-nas arch list order), trained here (the proxy study)"),
     Method("fixed", "Given cell", "genotype", (), (), None,
            "a given genotype (--genotype NAME|FILE), no search"),
 )}
@@ -88,6 +92,8 @@ def table_methods(table: str) -> tuple[str, ...]:
 
 #: Methods a workflow experiment may list (every method that is a row of a paper table).
 WORKFLOW_METHODS = tuple(name for name, method in METHODS.items() if method.tables)
+#: Methods of the workflow's runs: the experiments' and the proxy study's zoo cells.
+RUN_METHODS = (*WORKFLOW_METHODS, ZOO)
 
 #: Appendix E kernel settings per (dataset family, cells): (kernel, λτ, ρ); identical to the four
 #: released scripts (reference §0.2).
