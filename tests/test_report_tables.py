@@ -138,3 +138,18 @@ def test_bad_inputs_are_named(runs, tmp_path, capsys):
     (runs[1] / "evaluate" / "1shot.json").write_text('{"mean": 63.0}')
     with pytest.raises(ValueError, match=r"1shot.json: key 'mean' must be a fraction"):
         read_run(runs[1])
+
+
+def test_architecture_source_names_every_method() -> None:
+    from pathlib import Path
+
+    from metantk_nas.report.results import RunResult
+    from metantk_nas.report.tables import architecture_source
+
+    def run(method: str, **search) -> RunResult:
+        return RunResult(Path("r"), "glyphs", 5, method, 0, "", search, 0.0, "cpu", {}, 1, {1: 50.0, 5: 60.0})
+
+    assert architecture_source(run("custom", proxies=["naswot", "linear-regions"])) == \
+        "search by naswot + linear-regions (rank sum)"
+    assert architecture_source(run("zoo", genotype="metantk-nas/mini-5cell-1")) == "zoo cell metantk-nas/mini-5cell-1"
+    assert architecture_source(run("metanas", genotype="metanas/in-v2")) == "published MetaNAS cell (metanas/in-v2)"

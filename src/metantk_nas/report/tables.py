@@ -91,6 +91,10 @@ def architecture_source(run: RunResult, metanas_name: str | None = None) -> str:
         return "search by linear regions only"
     if run.method == "random":
         return "random cell"
+    if run.method == "custom":
+        return f"search by {' + '.join(cfg.get('proxies') or ['?'])} (rank sum)"
+    if run.method == "zoo":
+        return f"zoo cell {cfg.get('genotype')}"
     return f"published MetaNAS cell ({cfg.get('genotype') or metanas_name or 'fixed'})"
 
 
