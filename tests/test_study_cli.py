@@ -88,11 +88,13 @@ def test_summarise_ranks_each_proxy_against_accuracy(scored, tmp_path: Path) -> 
     assert main(["study", "summarise", "--scores", *map(str, files.values()), "--evaluated", *evaluated,
                  "--out", str(out), "--figures", str(tmp_path / "figures"), "--resamples", "200"]) == 0
     rows = {r["proxy"]: r for r in _rows(out)}
-    assert list(rows) == list(PROXIES) and list(next(iter(rows.values()))) == list(SUMMARY_COLUMNS)
+    combined = ["metantk-nas-maml", "metantk-nas-anil", "te-nas"]  # the searches' rank sums
+    assert list(rows) == list(PROXIES) + combined and list(next(iter(rows.values()))) == list(SUMMARY_COLUMNS)
+    assert rows["te-nas"]["label"] == "TE-NAS: rank sum"
     assert float(rows["params"]["tau_1shot"]) == 1.0 and float(rows["params"]["tau_5shot"]) == 1.0
     assert rows["params"]["top1_architecture"] == "sep" and rows["params"]["top1_rank_1shot"] == "1"
     assert float(rows["params"]["top1_acc_5shot"]) == pytest.approx(55.0)
-    assert len(_rows(out.with_name("proxies_architectures.csv"))) == 3 * len(PROXIES)
+    assert len(_rows(out.with_name("proxies_architectures.csv"))) == 3 * (len(PROXIES) + len(combined))
     for stem in ("proxies_scatter", "proxies_tau"):
         assert (tmp_path / "figures" / f"{stem}.svg").stat().st_size > 0
         assert (tmp_path / "figures" / f"{stem}.png").stat().st_size > 0

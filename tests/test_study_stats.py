@@ -288,3 +288,17 @@ def test_figures_draw_every_proxy(tmp_path, monkeypatch):
     assert [t.get_text() for t in ax.get_yticklabels()] == [row["label"] for row in summary]
     taus = [line.get_xdata().tolist() for line in ax.lines if line.get_linestyle() == "None"]
     assert taus[0][:3] == [row["tau_1shot"] for row in summary][:3]
+
+
+def test_rank_sum_scores_sum_the_ranks_of_each_oriented_proxy() -> None:
+    from metantk_nas.study.summary import rank_sum_scores
+
+    # lower-is-better "cond": a best (1.0), c next, b worst; higher-is-better "regions": b best, then a, c
+    rows = [{"architecture": arch, "proxy": proxy, "seed": 0, "score": score, "seconds": 1.0}
+            for arch, proxy, score in [("a", "cond", 1.0), ("b", "cond", 9.0), ("c", "cond", 5.0),
+                                       ("a", "regions", 20), ("b", "regions", 30), ("c", "regions", 20)]]
+    combined = rank_sum_scores(rows, "both", ["cond", "regions"], {"cond": False, "regions": True})
+    # ranks: cond a 1, c 2, b 3; regions b 1, a and c tie at 2.5 -> sums a 3.5, b 4, c 4.5
+    assert [(r["architecture"], r["score"], r["seconds"]) for r in combined] == [
+        ("a", -3.5, 2.0), ("b", -4.0, 2.0), ("c", -4.5, 2.0)]
+    assert rank_sum_scores(rows, "x", ["cond", "naswot"], {"cond": False, "naswot": True}) == []

@@ -2,8 +2,9 @@
 
 ``study score`` measures every proxy of one architecture as the search sees it (``study.scores``) and writes
 one CSV row per proxy and seed; ``study summarise`` joins the scores of many architectures with their
-evaluated accuracy and writes, per proxy, Kendall τ and Spearman ρ with bootstrap intervals, the top-1
-architecture, the spread over seeds and the cost (``study.summary``), and the scatter and τ figures.
+evaluated accuracy and writes, per proxy — and per search method that ranks by several proxies, its rank
+sum across the architectures (MetaNTK-NAS, TE-NAS) — Kendall τ and Spearman ρ with bootstrap intervals, the
+top-1 architecture, the spread over seeds and the cost (``study.summary``), and the scatter and τ figures.
 """
 
 from __future__ import annotations
@@ -49,6 +50,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     summarise.set_defaults(func=_summarise)
 
 
+def search_scores() -> dict[str, tuple[str, tuple[str, ...]]]:
+    """The combined score of every search method that ranks by several proxies (MetaNTK-NAS with either kernel,
+    TE-NAS): name → (label, proxies), compared with accuracy beside the single proxies."""
+    from metantk_nas.search.methods import METANTK, METHODS
+
+    out = {}
+    for name, method in METHODS.items():
+        if len(method.proxies) < 2:
+            continue
+        kernels = ("maml", "anil") if METANTK in method.proxies else ("",)
+        for kernel in kernels:
+            proxies = tuple(f"{METANTK}-{kernel}" if p == METANTK else p for p in method.proxies)
+            key = f"{name}-{kernel}" if kernel else name
+            out[key] = (f"{method.label}{f' ({kernel.upper()})' if kernel else ''}: rank sum", proxies)
+    return out
+
+
 def build_config(args: argparse.Namespace) -> SearchConfig:
     """The search settings of a ``study score`` command line (settings file, then flags)."""
     from metantk_nas.io import read_settings_section
@@ -86,7 +104,14 @@ def _summarise(args: argparse.Namespace) -> int:
     from metantk_nas.io import read_json, write_csv
     from metantk_nas.proxies.registry import PROXIES
     from metantk_nas.study.figures import scatter_figure, tau_figure
-    from metantk_nas.study.summary import PER_ARCHITECTURE_COLUMNS, SHOTS, SUMMARY_COLUMNS, per_architecture, summarise
+    from metantk_nas.study.summary import (
+        PER_ARCHITECTURE_COLUMNS,
+        SHOTS,
+        SUMMARY_COLUMNS,
+        per_architecture,
+        rank_sum_scores,
+        summarise,
+    )
 
     scores = []
     for path in args.scores:
@@ -100,8 +125,12 @@ def _summarise(args: argparse.Namespace) -> int:
         for shot in SHOTS:
             result = read_json(Path(folder) / f"{shot}shot.json")
             accuracy.append({"architecture": name, "shots": shot, "accuracy": 100.0 * float(result["mean"])})
-    summary = summarise(scores, accuracy, {name: p.higher_is_better for name, p in PROXIES.items()},
-                        {name: p.label for name, p in PROXIES.items()}, resamples=args.resamples, seed=args.seed)
+    directions = {name: p.higher_is_better for name, p in PROXIES.items()}
+    labels = {name: p.label for name, p in PROXIES.items()}
+    for name, (label, proxies) in search_scores().items():  # the searches' rank sums, as pseudo-proxies
+        scores += rank_sum_scores(scores, name, proxies, directions)
+        directions[name], labels[name] = True, label
+    summary = summarise(scores, accuracy, directions, labels, resamples=args.resamples, seed=args.seed)
     points = per_architecture(scores, accuracy)
     write_csv(args.out, SUMMARY_COLUMNS, summary)
     write_csv(args.out.with_name(f"{args.out.stem}_architectures.csv"), PER_ARCHITECTURE_COLUMNS, points)

@@ -15,12 +15,12 @@ does". A NaN score (a proxy that failed) makes that proxy's correlations NaN rat
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from metantk_nas.study.stats import bootstrap_interval, kendall_tau, spearman_rho
+from metantk_nas.study.stats import average_ranks, bootstrap_interval, kendall_tau, spearman_rho
 
 #: The shot counts whose accuracy a proxy is compared with.
 SHOTS = (1, 5)
@@ -167,6 +167,32 @@ def summarise(scores: Iterable[Mapping[str, Any]], accuracy: Iterable[Mapping[st
                                                          for _, seconds in seeds.values()]))
         rows.append({column: _rounded(row[column]) if isinstance(row[column], float) else row[column]
                      for column in SUMMARY_COLUMNS})
+    return rows
+
+
+def rank_sum_scores(scores: Iterable[Mapping[str, Any]], name: str, proxies: Sequence[str],
+                    directions: Mapping[str, bool]) -> list[dict[str, Any]]:
+    """Score rows of a search method's combined score: per seed, minus the sum over ``proxies`` of each
+    architecture's rank (1 = best, ties averaged) by the oriented score — the rank sum a search prunes by,
+    taken across architectures (higher is better); ``seconds`` is the sum of the proxies' seconds. Architectures
+    and seeds missing a proxy's score are left out."""
+    table = _read_scores(scores)
+    if any(proxy not in table for proxy in proxies):
+        return []
+    common = set.intersection(*({(arch, seed) for arch, seeds in table[proxy].items() for seed in seeds}
+                                for proxy in proxies))
+    rows = []
+    for seed in sorted({seed for _, seed in common}):
+        names = sorted(arch for arch, s in common if s == seed)
+        total = np.zeros(len(names))
+        seconds = np.zeros(len(names))
+        for proxy in proxies:
+            sign = 1.0 if directions[proxy] else -1.0
+            values = [sign * table[proxy][arch][seed][0] for arch in names]
+            total += average_ranks([-value for value in values])  # rank 1 = the best oriented score
+            seconds += [table[proxy][arch][seed][1] for arch in names]
+        rows += [{"architecture": arch, "proxy": name, "seed": seed, "score": -float(rank), "seconds": float(cost)}
+                 for arch, rank, cost in zip(names, total, seconds, strict=True)]
     return rows
 
 
