@@ -155,6 +155,11 @@ def test_custom_proxies_reach_only_the_custom_search_and_zoo_seeds_name_zoo_cell
     # the study's scores: the experiment's search settings, with the study's seed for every run
     scored = plan.job_settings(loaded, "study_score", {**run, "method": "random", "seed": 3})
     assert scored["seed"] == 0 and scored["resolution"] == config["search"]["resolution"]
-    names = [plan.study_name(r) for r in plan.study_runs(loaded)]  # random 0..7, zoo 0..14, the experiment's others
+    # random 0..7, zoo 0..14, the experiment's other runs (metanas's cell is zoo cell 0: left out)
+    names = [plan.study_name(r) for r in plan.study_runs(loaded)]
     assert names == [f"random/seed{s}" for s in range(8)] + [f"zoo/seed{i}" for i in range(15)] + [
+        "metantk-nas/seed0", "te-nas/seed0", "linear-regions/seed0", "custom/seed0"]
+    assert list_zoo()[0] == loaded["metanas_genotype"]
+    loaded["study"]["zoo"] = False
+    assert [plan.study_name(r) for r in plan.study_runs(loaded)][8:] == [
         "metantk-nas/seed0", "metanas/seed0", "te-nas/seed0", "linear-regions/seed0", "custom/seed0"]

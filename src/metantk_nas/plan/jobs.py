@@ -157,15 +157,19 @@ def zoo_cell(index: int) -> str:
 
 def study_runs(config: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The runs whose cells the proxy study ranks: ``random_cells`` random cells, the zoo (``study.zoo``) and
-    every run of the study's (dataset, cells) experiment; each once, in that order."""
+    every run of the study's (dataset, cells) experiment; each once, in that order. With the zoo, an experiment's
+    given-cell run (``metanas``) whose cell is a zoo cell is left out: its architecture is already there."""
+    from metantk_nas.search.methods import get_method
     from metantk_nas.space.zoo import list_zoo
 
     study = study_config(config)
     dataset, cells = study_dataset(config), study_cells(config)
     base = {"dataset": dataset, "cells": cells}
+    zoo = list_zoo() if study.zoo else []
     found = [{**base, "method": "random", "seed": seed} for seed in range(study.random_cells)]
-    found += [{**base, "method": "zoo", "seed": index} for index in range(len(list_zoo()) if study.zoo else 0)]
-    found += [run for run in runs(config, datasets=[dataset]) if run["cells"] == cells]
+    found += [{**base, "method": "zoo", "seed": index} for index in range(len(zoo))]
+    found += [run for run in runs(config, datasets=[dataset]) if run["cells"] == cells
+              and not (get_method(run["method"]).source == "genotype" and config.get(f"{run['method']}_genotype") in zoo)]
     unique = []
     for run in found:
         if run not in unique:

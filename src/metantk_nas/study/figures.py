@@ -61,6 +61,8 @@ def scatter_figure(per_arch_rows: Sequence[Mapping[str, Any]], summary_rows: Seq
                         markerfacecolor=SHOT_COLOURS[shot] if shot == 1 else "none", label=f"{shot}-shot")
         if x and min(x) > 0 and max(x) / min(x) > 1e3:
             ax.set_xscale("log")
+        else:  # parameter and MAC counts: a power of ten beside the axis, not ten-digit tick labels
+            ax.ticklabel_format(axis="x", style="sci", scilimits=(-3, 4))
         direction = "higher" if int(summary["higher_is_better"]) else "lower"
         ax.set_xlabel(f"score ({direction} is better)", fontsize=8)
         ax.set_ylabel("test accuracy (%)", fontsize=8)
