@@ -2,9 +2,10 @@
 
 Loads ``REPORT`` (Snakemake's self-contained report) from disk in Debian's Chromium (``/usr/bin/chromium``)
 through Playwright and checks that every expected result (``--expect CATEGORY:FILE``) is embedded with its
-data under its category, that the Results view lists every file of every category, that showing each file
-puts it on the page (a figure as an image), and that nothing logs a console error or throws while the page
-loads and while every file is shown. Saves a screenshot with ``--show FILE`` on display (``--screenshot``).
+data under its category, that the Results view lists every entry of every category, that showing an entry
+puts its figure on the page (an image whose data names the file; tables and text are listed and shown, the
+report offers them for download), and that nothing logs a console error or throws while the page loads and
+while every entry is shown. Saves a screenshot with ``--show FILE`` on display (``--screenshot``).
 Prints one line per problem and exits with status 1 if there is any.
 
     python .ci/browser_check.py results/report.html --expect Tables:table1.csv ... --screenshot report.png
@@ -13,6 +14,7 @@ Prints one line per problem and exits with status 1 if there is any.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -21,22 +23,27 @@ CHROMIUM = "/usr/bin/chromium"
 SETTLE_MS = 600
 
 
-def _open_category(page, uri: str, category: str, first_file: str) -> None:
+def _row(page, key: str):
+    """The Results-view row whose cell reads exactly ``key``."""
+    return page.locator("tr").filter(has=page.locator("td", has_text=re.compile(rf"^\s*{re.escape(key)}\s*$")))
+
+
+def _open_category(page, uri: str, category: str, first_row: str) -> None:
     """The Results view of ``category``, from a fresh load (the report's breadcrumbs lead back to its home menu):
-    open Results, then the category unless its files are listed already (one category is listed at once)."""
+    open Results, then the category unless its rows are listed already (one category is listed at once)."""
     page.goto(uri, wait_until="load")
     page.wait_for_timeout(SETTLE_MS)
     page.get_by_text("Results", exact=True).first.click()
     page.wait_for_timeout(SETTLE_MS)
-    if not page.locator("tr", has_text=first_file).count():
+    if not _row(page, first_row).count():
         page.get_by_text(category, exact=True).first.click()
         page.wait_for_timeout(SETTLE_MS)
 
 
-def _show(page, uri: str, category: str, files: list[str], name: str) -> None:
-    """Show the file ``name`` of ``category`` (its first button: the eye)."""
-    _open_category(page, uri, category, files[0])
-    page.locator("tr", has_text=name).first.locator("a").first.click()
+def _show(page, uri: str, category: str, rows: list[str], key: str) -> None:
+    """Show the entry of row ``key`` of ``category`` (the row's first button: the eye)."""
+    _open_category(page, uri, category, rows[0])
+    _row(page, key).first.locator("a").first.click()
     page.wait_for_timeout(SETTLE_MS)
 
 
@@ -65,8 +72,8 @@ def main() -> int:
         uri = args.report.resolve().as_uri()
         page.goto(uri, wait_until="load")
         page.wait_for_timeout(SETTLE_MS)
-        embedded = page.evaluate("() => Object.fromEntries(Object.entries(results).map("
-                                 "([key, value]) => [key, [value.mime_type, (value.data_uri || '').length]]))")
+        embedded = page.evaluate("() => Object.fromEntries(Object.entries(results).map(([key, value]) => "
+                                 "[key, [value.mime_type, (value.data_uri || '').length, value.labels]]))")
         categories = {category: sorted(f for files in sub.values() for f in files)
                       for category, sub in page.evaluate("() => categories").items()}
         for item in args.expect:
@@ -76,22 +83,34 @@ def main() -> int:
                 problems.append(f"{name}: not under category {category!r}")
             elif not embedded[found[0]][1]:
                 problems.append(f"{found[0]}: embedded without data")
+        # A row of the Results view shows a file's first label (e.g. "Table 1"; files that differ only in a
+        # toggled label, such as a run's normal and reduction cell, share a row), or else its path.
+        def row_key(name: str) -> str:
+            labels = embedded[name][2]
+            return next(iter(labels.values())) if labels else name
+
+        rows = {category: list(dict.fromkeys(map(row_key, files))) for category, files in categories.items()}
         shown = 0
-        for category, files in categories.items():
-            _open_category(page, uri, category, files[0])
-            listed = page.inner_text("body")
-            missing = [f for f in files if f not in listed]
-            problems += [f"{category}: {f} not listed in the Results view" for f in missing]
-            for name in (f for f in files if f not in missing):
-                _show(page, uri, category, files, name)
-                if embedded[name][0].startswith("image/") and not page.locator("img[src^='data:image']").count():
-                    problems.append(f"{name}: shown, but no image on the page")
+        for category, keys in rows.items():
+            _open_category(page, uri, category, keys[0])
+            problems += [f"{category}: {key!r} not listed in the Results view" for key in keys
+                         if not _row(page, key).count()]
+            for key in keys:
+                if not _row(page, key).count():
+                    continue
+                _show(page, uri, category, keys, key)
+                images = [Path(f).name for f in categories[category]
+                          if row_key(f) == key and embedded[f][0].startswith("image/")]
+                if images and not any(page.locator(f"img[src*='filename={name};']").count() for name in images):
+                    problems.append(f"{category}: {key!r} shown, but its image is not on the page")
                 shown += 1
         if args.screenshot:
             if args.show:
-                matches = [(c, files, f) for c, files in categories.items() for f in files if Path(f).name == args.show]
+                matches = [(c, f) for c, files in categories.items() for f in files if Path(f).name == args.show]
                 if matches:
-                    _show(page, uri, *matches[0])
+                    category, name = matches[0]
+                    labels = embedded[name][2]
+                    _show(page, uri, category, rows[category], next(iter(labels.values())) if labels else name)
                 else:
                     problems.append(f"--show {args.show}: not in the report")
             args.screenshot.parent.mkdir(parents=True, exist_ok=True)
@@ -102,7 +121,7 @@ def main() -> int:
         print(f"browser_check: {args.report}: {problem}", file=sys.stderr)
     if not problems:
         print(f"browser_check: {args.report}: {len(embedded)} results in {len(categories)} categories "
-              f"({', '.join(categories)}), {shown} shown, no console error")
+              f"({', '.join(categories)}), {shown} entries shown, no console error")
     return 1 if problems else 0
 
 
