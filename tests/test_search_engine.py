@@ -165,7 +165,7 @@ def test_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["search", "--config", str(config), "--out", str(tmp_path / "bad")]) == 1
     assert "unknown key(s) ['repeets']" in capsys.readouterr().err
     assert main(["search", "--method", "fixed", "--out", str(tmp_path / "bad")]) == 1
-    assert "'genotype' is required for method 'fixed'" in capsys.readouterr().err
+    assert "'genotype' is required for methods ['zoo', 'fixed']" in capsys.readouterr().err
     parser = argparse.ArgumentParser()
     register(parser.add_subparsers())
     args = parser.parse_args(["search", "--out", "o", "--preset", "mini", "--cells", "8", "--reg", "1e-4"])
