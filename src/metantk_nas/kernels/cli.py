@@ -13,14 +13,12 @@ import argparse
 import json
 from typing import Any
 
+from metantk_nas.proxies.registry import PROXIES, kernel_condition
 from metantk_nas.search.config import SearchConfig
 
-#: ``--kernel`` → (what the condition number is of, SearchConfig ``kernel``).
-KERNELS: dict[str, tuple[str, str | None]] = {
-    "metantk-maml": ("metantk", "maml"),
-    "metantk-anil": ("metantk", "anil"),
-    "ntk": ("ntk", None),
-}
+#: ``--kernel`` → (what the condition number is of, SearchConfig ``kernel``): the registry's condition-number proxies.
+KERNELS: dict[str, tuple[str, str | None]] = {name: kernel_condition(name) for name, proxy in PROXIES.items()
+                                              if proxy.network == "supernet"}
 #: SearchConfig keys that are not about one measurement (no flag here; a --config file may still hold them).
 _SEARCH_ONLY = ("method", "kernel", "genotype", "repeats", "delta", "precision", "pairing", "edge_origin",
                 "region_batches", "region_batch_size", "batch_candidates")

@@ -98,6 +98,15 @@ PROXIES: dict[str, Proxy] = {proxy.name: proxy for proxy in (
 )}
 
 
+def kernel_condition(name: str) -> tuple[str, str | None]:
+    """``(condition, algorithm)`` of a condition-number proxy, as ``search.measure.Measurer`` takes them:
+    ``("metantk", "maml" | "anil")`` or ``("ntk", None)``."""
+    proxy = get_proxy(name)
+    if proxy.network != "supernet":
+        raise ValueError(f"proxy {name!r} is not a condition number")
+    return proxy.function.rpartition(":")[2], proxy.options.get("algorithm")
+
+
 def get_proxy(name: str) -> Proxy:
     """The proxy of a name; unknown names raise ``ValueError`` listing the known ones."""
     try:

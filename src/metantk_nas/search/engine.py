@@ -108,12 +108,10 @@ class ProxyPlan:
 
     def measurer_options(self) -> dict[str, Any]:
         """``Measurer`` arguments: the condition (``metantk``/``ntk``/None), the MetaNTK algorithm, the others."""
-        from metantk_nas.proxies.registry import PROXIES
+        from metantk_nas.proxies.registry import kernel_condition
 
-        kernel = self.kernel
-        return {"condition": None if kernel is None else ("ntk" if kernel == "ntk" else "metantk"),
-                "algorithm": None if kernel is None else PROXIES[kernel].options.get("algorithm"),
-                "others": self.others}
+        condition, algorithm = kernel_condition(self.kernel) if self.kernel else (None, None)
+        return {"condition": condition, "algorithm": algorithm, "others": self.others}
 
     def directions(self) -> list[bool]:
         """Per proxy, whether a larger mean Δ = (origin − candidate)/|origin| is more prunable: the removal of
